@@ -1,0 +1,32 @@
+# lmlab — top-level commands. `make demo` and `make test` do all set-up on a fresh Debian 12.
+BUILD ?= build
+JOBS ?= $(shell nproc)
+CMAKE_FLAGS ?=
+
+.PHONY: all deps build test bench demo clean asan
+
+all: build
+
+deps:
+	bash scripts/install-deps.sh
+
+build:
+	@if [ ! -f $(BUILD)/build.ninja ]; then cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS); fi
+	cmake --build $(BUILD) -j $(JOBS)
+
+asan:
+	@if [ ! -f build-asan/build.ninja ]; then cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLMLAB_SANITIZE=ON -DLMLAB_BUILD_BENCH=OFF $(CMAKE_FLAGS); fi
+	cmake --build build-asan -j $(JOBS) --target test_core test_ops test_autograd
+
+test: deps build asan
+	cd $(BUILD) && ctest --output-on-failure -j 1
+	cd build-asan && ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j 1
+
+bench: deps build
+	bash bench/run.sh $(BUILD)
+
+demo: deps build
+	$(BUILD)/bin/lmlab info
+
+clean:
+	rm -rf $(BUILD) build-asan

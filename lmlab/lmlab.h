@@ -1,0 +1,16 @@
+// Umbrella header: the engine's public API (core, ops, autograd).
+#pragma once
+#include "lmlab/autograd/engine.h"
+#include "lmlab/autograd/gradcheck.h"
+#include "lmlab/core/dtype.h"
+#include "lmlab/core/error.h"
+#include "lmlab/core/node.h"
+#include "lmlab/core/parallel.h"
+#include "lmlab/core/rng.h"
+#include "lmlab/core/shape.h"
+#include "lmlab/core/tensor.h"
+#include "lmlab/ops/elementwise.h"
+#include "lmlab/ops/matmul.h"
+#include "lmlab/ops/mode.h"
+#include "lmlab/ops/op_kind.h"
+#include "lmlab/ops/reduce.h"

@@ -1,0 +1,25 @@
+// Matrix products (torch.matmul semantics): a [..., M, K] @ b [..., K, N] -> [..., M, N] with
+// batch broadcasting; 1-D operands are promoted and the added dim removed. f32 runs on OpenBLAS
+// cblas_sgemm, f64 on cblas_dgemm, bf16 on oneDNN (AMX / AVX512-BF16 when the CPU has them, f32
+// accumulation). Transposed views are passed to the GEMM as transposes, never copied.
+#pragma once
+#include <optional>
+
+#include "lmlab/core/tensor.h"
+
+namespace lmlab {
+
+// `out_dtype` only applies to bf16 inputs: bf16 (default) or f32 (keep the f32 accumulator).
+Tensor matmul(const Tensor& a, const Tensor& b, std::optional<DType> out_dtype = std::nullopt);
+// x [..., K] @ w[N, K]^T (+ bias [N]) -> [..., N]   (torch.nn.functional.linear)
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias = Tensor());
+
+namespace cpu {
+// Raw GEMM entry points (row-major), used by matmul and by fused kernels.
+void sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+           const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+// Name of the oneDNN kernel implementation chosen for the last bf16 matmul primitive created.
+const char* onednn_last_impl();
+}  // namespace cpu
+
+}  // namespace lmlab

