@@ -19,8 +19,10 @@ asan:
 	cmake --build build-asan -j $(JOBS) --target test_core test_ops test_autograd
 
 test: deps build asan
-	cd $(BUILD) && ctest --output-on-failure -j 1
-	cd build-asan && ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j 1
+	bash scripts/check-layers.sh
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+	@echo "[test] sanitizer run (ASan + UBSan) over the core, op and autograd tests"
+	cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j $(JOBS)
 
 bench: deps build
 	bash bench/run.sh $(BUILD)

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# `make bench`: runs every benchmark with its peer in the same invocation and prints one line per
+# figure:  BENCH <name> ours=<x> peer=<y> ratio=<x/y> unit=<unit>   (throughput: higher is better).
+# Peers: raw OpenBLAS sgemm (inside bench_matmul) and Debian's python3-torch in its fastest
+# configuration here: 2 threads, the OpenMP build of OpenBLAS preloaded (one thread pool).
+set -euo pipefail
+BUILD=${1:-build}
+BIN="$BUILD/bin"
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
+PY=/usr/bin/python3
+OMP_OPENBLAS=/usr/lib/x86_64-linux-gnu/openblas-openmp/libopenblas.so.0
+OUT="$BUILD/bench"
+mkdir -p "$OUT"
+
+if ! "$PY" -c "import torch" >/dev/null 2>&1; then
+  echo "[bench] installing python3-torch for the PyTorch peers"
+  bash scripts/install-deps.sh --with-torch
+fi
+torch_peer() {  # script args... -> stdout
+  LD_PRELOAD="$OMP_OPENBLAS" OMP_NUM_THREADS=2 "$PY" "$@"
+}
+get() {  # name file
+  awk -v n="$1" '$1=="RESULT" && $2==n {print $3; exit}' "$2"
+}
+bench_line() {  # name ours peer unit
+  awk -v n="$1" -v o="$2" -v p="$3" -v u="$4" \
+    'BEGIN { if (o == "" || p == "") { printf "BENCH %s ours=%s peer=%s ratio=nan unit=%s\n", n, (o==""?"missing":o), (p==""?"missing":p), u; exit }
+             printf "BENCH %s ours=%.4g peer=%.4g ratio=%.3f unit=%s\n", n, o, p, o / p, u }' | tee -a "$OUT/bench_lines.txt"
+}
+: > "$OUT/bench_lines.txt"
+
+# --- matmul: lmlab vs raw sgemm (f32), lmlab bf16 vs lmlab f32 ---
+"$BIN/bench_matmul" > "$OUT/matmul.txt"
+bench_line matmul_f32_1024 "$(get matmul_f32_1024.ours "$OUT/matmul.txt")" "$(get matmul_f32_1024.peer "$OUT/matmul.txt")" GFLOP/s
+bench_line matmul_bf16_2048 "$(get matmul_bf16_2048.ours "$OUT/matmul.txt")" "$(get matmul_bf16_2048.peer "$OUT/matmul.txt")" GFLOP/s
+grep -E "^INFO|rel_error" "$OUT/matmul.txt" | sed 's/^/# /'
+SGEMM_PEAK=$(get matmul_f32_1024.peer "$OUT/matmul.txt")
+
+# --- attention fwd+bwd, B=4 H=8 T=1024 D=64 causal: tokens/s = B*T / seconds ---
+"$BIN/bench_attention" > "$OUT/attention.txt"
+torch_peer bench/peer_attention.py > "$OUT/attention_peer.txt"
+A_OURS=$(get attention_fwd_bwd_T1024 "$OUT/attention.txt")
+A_PEER=$(get attention_fwd_bwd_T1024 "$OUT/attention_peer.txt")
+bench_line attention_fwd_bwd_T1024 "$(awk -v s="$A_OURS" 'BEGIN{print 4096/s}')" "$(awk -v s="$A_PEER" 'BEGIN{print 4096/s}')" tokens/s
+awk -v o="$(get attention_peak_extra_bytes "$OUT/attention.txt")" -v p="$(get attention_torch_peak_extra_bytes "$OUT/attention_peer.txt")" \
+  'BEGIN { printf "# attention_fwd_bwd_T1024 peak extra memory: ours %.2f MiB, torch %.2f MiB (T x T scores and probabilities per head)\n", o/1048576, p/1048576 }'
+# attention FLOPs (causal, fwd 2 GEMMs + bwd 5 GEMMs recomputation included = 7 * 2*B*H*T*T*D/2)
+awk -v s="$A_OURS" -v peak="$SGEMM_PEAK" 'BEGIN { f = 7 * 2 * 4 * 8 * 1024 * 1024 * 64 / 2; g = f / s / 1e9; printf "# attention_fwd_bwd_T1024: %.1f GFLOP/s = %.2f of the measured sgemm peak (%.1f GFLOP/s)\n", g, g / peak, peak }'
+
+# --- fused cross-entropy fwd+bwd, 4096 x 32000: rows/s ---
+"$BIN/bench_cross_entropy" > "$OUT/cross_entropy.txt"
+torch_peer bench/peer_cross_entropy.py > "$OUT/cross_entropy_peer.txt"
+C_OURS=$(get cross_entropy_V32k "$OUT/cross_entropy.txt")
+C_PEER=$(get cross_entropy_V32k "$OUT/cross_entropy_peer.txt")
+bench_line cross_entropy_V32k "$(awk -v s="$C_OURS" 'BEGIN{print 4096/s}')" "$(awk -v s="$C_PEER" 'BEGIN{print 4096/s}')" rows/s
+
+echo "# all BENCH lines: $OUT/bench_lines.txt"
