@@ -3,6 +3,7 @@
 // matmul at 2048^3. Prints RESULT lines (GFLOP/s) for bench/run.sh.
 #include <cblas.h>
 
+#include <cmath>
 #include <cstdio>
 
 #include "bench/bench_util.h"
