@@ -1,0 +1,49 @@
+// Module: named parameters and submodules, with Hugging Face parameter names (STYLE 2.4), so a
+// model's state dict is its checkpoint's tensor table. Modules are plain classes with a forward
+// method (nanoGPT/tinygrad style); this base only does bookkeeping.
+#pragma once
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "lmlab/core/tensor.h"
+
+namespace lmlab {
+
+class Module {
+ public:
+  virtual ~Module() = default;
+  Module() = default;
+  Module(const Module&) = delete;
+  Module& operator=(const Module&) = delete;
+
+  // Recursive, in registration order, with dotted names ("layers.0.self_attn.q_proj.weight").
+  std::vector<std::pair<std::string, Tensor>> named_parameters(const std::string& prefix = "") const;
+  std::vector<Tensor> parameters() const;
+  int64_t num_parameters() const;
+  void train(bool on = true);
+  bool training() const { return training_; }
+  void zero_grad();
+  // Copies tensors into the parameters (converting dtype). strict: every parameter must be present
+  // and no extra names allowed. Shape mismatch -> ShapeError naming the tensor.
+  void load_state_dict(const std::map<std::string, Tensor>& sd, bool strict = true);
+  std::map<std::string, Tensor> state_dict() const;
+
+ protected:
+  // Registers a parameter (requires_grad on) and returns the stored handle.
+  Tensor& register_parameter(const std::string& name, Tensor t);
+  template <class M>
+  std::shared_ptr<M> register_module(const std::string& name, std::shared_ptr<M> m) {
+    children_.emplace_back(name, m);
+    return m;
+  }
+
+ private:
+  std::vector<std::pair<std::string, Tensor>> params_;
+  std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
+  bool training_ = true;
+};
+
+}  // namespace lmlab

@@ -1,0 +1,306 @@
+// Trainer implementation.
+#include "lmlab/train/trainer.h"
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "lmlab/core/node.h"
+#include "lmlab/objectives/causal_lm.h"
+#include "lmlab/ops/elementwise.h"
+#include "lmlab/train/checkpoint.h"
+
+namespace lmlab {
+
+namespace {
+std::atomic<bool> g_stop{false};
+double now_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+}  // namespace
+
+void Trainer::request_stop() { g_stop.store(true); }
+bool Trainer::stop_requested() { return g_stop.load(); }
+void Trainer::clear_stop() { g_stop.store(false); }
+
+// ---- config ----
+std::string TrainConfig::to_json() const {
+  nlohmann::ordered_json j;
+  j["model"] = nlohmann::json::parse(model.to_json());
+  j["train_data"] = train_data;
+  j["val_data"] = val_data;
+  j["val_bytes_per_token"] = val_bytes_per_token;
+  j["batch_size"] = batch_size;
+  j["context"] = context;
+  j["grad_accum"] = grad_accum;
+  j["steps"] = steps;
+  j["lr"] = lr;
+  j["min_lr"] = min_lr;
+  j["warmup"] = warmup;
+  j["weight_decay"] = weight_decay;
+  j["beta1"] = beta1;
+  j["beta2"] = beta2;
+  j["eps"] = eps;
+  j["grad_clip"] = grad_clip;
+  j["eval_every"] = eval_every;
+  j["eval_batches"] = eval_batches;
+  j["ckpt_every"] = ckpt_every;
+  j["log_every"] = log_every;
+  j["keep_last"] = keep_last;
+  j["seed"] = seed;
+  j["time_budget_s"] = time_budget_s;
+  j["precision"] = precision;
+  j["out_dir"] = out_dir;
+  return j.dump(2);
+}
+
+TrainConfig TrainConfig::from_json(const std::string& text, const std::string& source) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    throw FormatError(str_cat("[train] '", source, "' is not valid JSON: ", e.what()));
+  }
+  LMLAB_CHECK(j.is_object(), ConfigError, "[train] '", source, "' must be a JSON object");
+  TrainConfig c;
+  static const std::set<std::string> known = {
+      "model", "train_data", "val_data", "val_bytes_per_token", "batch_size", "context", "grad_accum", "steps",
+      "lr", "min_lr", "warmup", "weight_decay", "beta1", "beta2", "eps", "grad_clip", "eval_every", "eval_batches",
+      "ckpt_every", "log_every", "keep_last", "seed", "time_budget_s", "precision", "out_dir"};
+  for (auto it = j.begin(); it != j.end(); ++it)
+    LMLAB_CHECK(known.count(it.key()), ConfigError, "[train] '", source, "' has unknown field '", it.key(), "'");
+  if (j.contains("model")) c.model = TransformerConfig::from_json(j["model"].dump(), source + ": model");
+  auto str = [&](const char* f, std::string& d) {
+    if (!j.contains(f)) return;
+    LMLAB_CHECK(j[f].is_string(), ConfigError, "[train] '", source, "' field '", f, "' must be a string");
+    d = j[f].get<std::string>();
+  };
+  auto integer = [&](const char* f, int64_t& d) {
+    if (!j.contains(f)) return;
+    LMLAB_CHECK(j[f].is_number_integer(), ConfigError, "[train] '", source, "' field '", f, "' must be an integer, got ",
+                j[f].dump());
+    d = j[f].get<int64_t>();
+  };
+  auto num = [&](const char* f, double& d) {
+    if (!j.contains(f)) return;
+    LMLAB_CHECK(j[f].is_number(), ConfigError, "[train] '", source, "' field '", f, "' must be a number, got ",
+                j[f].dump());
+    d = j[f].get<double>();
+  };
+  str("train_data", c.train_data);
+  str("val_data", c.val_data);
+  str("precision", c.precision);
+  str("out_dir", c.out_dir);
+  num("val_bytes_per_token", c.val_bytes_per_token);
+  integer("batch_size", c.batch_size);
+  integer("context", c.context);
+  integer("grad_accum", c.grad_accum);
+  integer("steps", c.steps);
+  num("lr", c.lr);
+  num("min_lr", c.min_lr);
+  integer("warmup", c.warmup);
+  num("weight_decay", c.weight_decay);
+  num("beta1", c.beta1);
+  num("beta2", c.beta2);
+  num("eps", c.eps);
+  num("grad_clip", c.grad_clip);
+  integer("eval_every", c.eval_every);
+  integer("eval_batches", c.eval_batches);
+  integer("ckpt_every", c.ckpt_every);
+  integer("log_every", c.log_every);
+  int64_t kl = c.keep_last;
+  integer("keep_last", kl);
+  c.keep_last = int(kl);
+  int64_t seed = int64_t(c.seed);
+  integer("seed", seed);
+  c.seed = uint64_t(seed);
+  num("time_budget_s", c.time_budget_s);
+  c.validate();
+  return c;
+}
+
+void TrainConfig::validate() const {
+  model.validate();
+  LMLAB_CHECK(batch_size > 0, ConfigError, "[train] batch_size must be positive, got ", batch_size);
+  LMLAB_CHECK(context > 0 && context <= model.max_position_embeddings, ConfigError, "[train] context ", context,
+              " must be in [1, max_position_embeddings = ", model.max_position_embeddings, "]");
+  LMLAB_CHECK(grad_accum > 0, ConfigError, "[train] grad_accum must be positive, got ", grad_accum);
+  LMLAB_CHECK(steps > 0, ConfigError, "[train] steps must be positive, got ", steps);
+  LMLAB_CHECK(lr > 0 && min_lr >= 0 && min_lr <= lr, ConfigError, "[train] need 0 <= min_lr <= lr and lr > 0, got lr ",
+              lr, " min_lr ", min_lr);
+  LMLAB_CHECK(warmup >= 0, ConfigError, "[train] warmup must be >= 0");
+  LMLAB_CHECK(grad_clip >= 0, ConfigError, "[train] grad_clip must be >= 0 (0 = off)");
+  LMLAB_CHECK(precision == "f32" || precision == "bf16", ConfigError, "[train] precision must be f32 or bf16, got '",
+              precision, "'");
+  LMLAB_CHECK(!train_data.empty(), ConfigError, "[train] train_data (a token shard) is required");
+}
+
+// ---- trainer ----
+Trainer::Trainer(TrainConfig cfg) : cfg_(std::move(cfg)) {
+  cfg_.validate();
+  model_ = std::make_unique<Transformer>(cfg_.model, cfg_.seed);
+  // nanoGPT's grouping: matrices (and embeddings) decay, vectors (norm gains, biases) do not.
+  ParamGroup decay, no_decay;
+  decay.lr = no_decay.lr = cfg_.lr;
+  decay.weight_decay = cfg_.weight_decay;
+  no_decay.weight_decay = 0.0;
+  for (auto& [n, p] : model_->named_parameters()) (p.dim() >= 2 ? decay : no_decay).params.push_back(p);
+  AdamWOptions o;
+  o.lr = cfg_.lr;
+  o.beta1 = cfg_.beta1;
+  o.beta2 = cfg_.beta2;
+  o.eps = cfg_.eps;
+  o.weight_decay = cfg_.weight_decay;
+  opt_ = std::make_unique<AdamW>(std::vector<ParamGroup>{decay, no_decay}, o);
+  loader_ = std::make_unique<WindowLoader>(TokenShard::open(cfg_.train_data), cfg_.batch_size, cfg_.context, cfg_.seed);
+  total_steps_ = cfg_.steps;
+  sched_ = CosineSchedule{cfg_.lr, cfg_.min_lr, cfg_.warmup, total_steps_};
+}
+
+Trainer::~Trainer() = default;
+
+std::string Trainer::state_json() const {
+  nlohmann::ordered_json j;
+  j["format_version"] = 1;
+  j["step"] = step_;
+  j["total_steps"] = total_steps_;
+  j["budget_fitted"] = budget_fitted_;
+  j["warmup"] = sched_.warmup;
+  j["tokens"] = tokens_;
+  j["elapsed_s"] = elapsed_;
+  auto ls = loader_->state();
+  j["loader"] = {{"seed", ls.seed}, {"epoch", ls.epoch}, {"index", ls.index}};
+  j["train_config"] = nlohmann::json::parse(cfg_.to_json());
+  return j.dump(2);
+}
+
+bool Trainer::resume() {
+  std::string ck = latest_checkpoint(cfg_.out_dir + "/checkpoints");
+  if (ck.empty()) return false;
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(read_text_file(ck + "/lmlab.json"));
+  } catch (const nlohmann::json::exception& e) {
+    throw FormatError(str_cat("[train] '", ck, "/lmlab.json' is not valid JSON: ", e.what()));
+  }
+  LMLAB_CHECK(j.value("format_version", 0) == 1, FormatError, "[train] '", ck, "/lmlab.json' has an unknown format");
+  load_model_weights(*model_, ck);
+  opt_->load(ck + "/optimizer.safetensors");
+  step_ = j.at("step").get<int64_t>();
+  total_steps_ = j.at("total_steps").get<int64_t>();
+  budget_fitted_ = j.at("budget_fitted").get<bool>();
+  tokens_ = j.at("tokens").get<int64_t>();
+  elapsed_ = j.at("elapsed_s").get<double>();
+  loader_->set_state({j["loader"]["seed"].get<uint64_t>(), j["loader"]["epoch"].get<uint64_t>(),
+                      j["loader"]["index"].get<uint64_t>()});
+  sched_.total = total_steps_;
+  sched_.warmup = j.at("warmup").get<int64_t>();
+  return true;
+}
+
+double Trainer::train_step() {
+  double lr = sched_.at(step_);
+  opt_->set_lr(lr);
+  double loss_sum = 0;
+  for (int64_t m = 0; m < cfg_.grad_accum; ++m) {
+    Batch b = loader_->next();
+    Tensor loss = causal_lm_loss(*model_, b.inputs, b.targets);
+    double lv = loss.item();
+    LMLAB_CHECK(std::isfinite(lv), Error, "[train] loss is ", lv, " at step ", step_, " (micro-batch ", m,
+                "); lower the learning rate or check the data");
+    loss_sum += lv;
+    if (cfg_.grad_accum > 1) loss = mul(loss, 1.0 / double(cfg_.grad_accum));
+    loss.backward();
+  }
+  if (cfg_.grad_clip > 0) clip_grad_norm(model_->parameters(), cfg_.grad_clip);
+  opt_->step();
+  opt_->zero_grad();
+  ++step_;
+  tokens_ += cfg_.batch_size * cfg_.context * cfg_.grad_accum;
+  double l = loss_sum / double(cfg_.grad_accum);
+  losses_.push_back(l);
+  return l;
+}
+
+EvalInfo Trainer::evaluate() {
+  EvalInfo e;
+  e.step = step_;
+  if (cfg_.val_data.empty()) return e;
+  NoGrad ng;
+  SequentialLoader vl(TokenShard::open(cfg_.val_data), cfg_.batch_size, cfg_.context, cfg_.eval_batches);
+  Batch b;
+  double sum = 0;
+  int64_t n = 0;
+  while (vl.next(b)) {
+    double l = causal_lm_loss(*model_, b.inputs, b.targets).item();
+    int64_t rows = b.inputs.numel();
+    sum += l * double(rows);
+    n += rows;
+  }
+  e.val_loss = n ? sum / double(n) : 0.0;
+  e.val_ppl = std::exp(e.val_loss);
+  // nats per token -> bits per UTF-8 byte
+  e.val_bpb = cfg_.val_bytes_per_token > 0 ? e.val_loss / std::log(2.0) / cfg_.val_bytes_per_token : 0.0;
+  return e;
+}
+
+std::string Trainer::save() {
+  CheckpointData d;
+  d.model = model_.get();
+  d.optimizer = opt_.get();
+  d.tokenizer_json = cfg_.tokenizer_json;
+  d.lmlab_json = state_json();
+  std::string path = save_checkpoint(cfg_.out_dir + "/checkpoints", step_, d, cfg_.keep_last);
+  if (on_checkpoint) on_checkpoint(path);
+  return path;
+}
+
+bool Trainer::run() {
+  double t_start = now_s(), elapsed0 = elapsed_;
+  int64_t step0 = step_;
+  while (step_ < total_steps_) {
+    if (stop_requested()) {
+      elapsed_ = elapsed0 + (now_s() - t_start);
+      save();
+      return false;
+    }
+    double loss = train_step();
+    double t = now_s() - t_start;
+    elapsed_ = elapsed0 + t;
+    // Fit the step count to the time budget once the first steps' speed is known (before warmup ends).
+    if (cfg_.time_budget_s > 0 && !budget_fitted_ && step_ - step0 >= 3) {
+      double per_step = t / double(step_ - step0);
+      int64_t fit = int64_t((cfg_.time_budget_s - elapsed0) / per_step) + step_;
+      total_steps_ = std::max<int64_t>(step_ + 1, std::min<int64_t>(cfg_.steps, fit));
+      sched_.total = total_steps_;
+      sched_.warmup = std::min<int64_t>(sched_.warmup, std::max<int64_t>(1, total_steps_ / 10));
+      budget_fitted_ = true;
+    }
+    if (on_step && (step_ % cfg_.log_every == 0 || step_ == total_steps_)) {
+      StepInfo s;
+      s.step = step_;
+      s.total_steps = total_steps_;
+      s.tokens = tokens_;
+      s.loss = loss;
+      s.lr = opt_->groups()[0].lr;
+      s.elapsed_s = elapsed_;
+      double rate = double(step_ - step0) / std::max(t, 1e-9);
+      s.tokens_per_s = rate * double(cfg_.batch_size * cfg_.context * cfg_.grad_accum);
+      s.eta_s = double(total_steps_ - step_) / std::max(rate, 1e-9);
+      on_step(s);
+    }
+    bool last = step_ == total_steps_;
+    if (cfg_.eval_every > 0 && (step_ % cfg_.eval_every == 0 || last) && !cfg_.val_data.empty()) {
+      EvalInfo e = evaluate();
+      if (on_eval) on_eval(e);
+    }
+    if (cfg_.ckpt_every > 0 && step_ % cfg_.ckpt_every == 0 && !last) save();
+  }
+  save();
+  return true;
+}
+
+}  // namespace lmlab

@@ -1,0 +1,88 @@
+// The training loop for causal LMs: AdamW (decay on matrices only, as nanoGPT), warmup + cosine,
+// gradient clipping and accumulation, periodic evaluation (loss, perplexity, bits per byte),
+// atomic HF-layout checkpoints with keep-last-K, exact resume (model, optimizer, schedule, data
+// position and elapsed time are all in the checkpoint), and a stop flag for SIGINT. The library
+// never prints: progress goes to the on_step / on_eval / on_checkpoint callbacks.
+#pragma once
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "lmlab/data/loader.h"
+#include "lmlab/models/transformer.h"
+#include "lmlab/train/optim.h"
+#include "lmlab/train/schedule.h"
+
+namespace lmlab {
+
+struct TrainConfig {
+  TransformerConfig model;
+  std::string train_data, val_data;  // token shards
+  std::string tokenizer_json;        // copied into every checkpoint (may be empty)
+  double val_bytes_per_token = 0;    // UTF-8 bytes per token on the val split (for bits per byte)
+  int64_t batch_size = 16, context = 256, grad_accum = 1, steps = 1000;
+  double lr = 1e-3, min_lr = 1e-4, weight_decay = 0.1, beta1 = 0.9, beta2 = 0.95, eps = 1e-8, grad_clip = 1.0;
+  int64_t warmup = 100;
+  int64_t eval_every = 100, eval_batches = 20, ckpt_every = 0, log_every = 1;
+  int keep_last = 3;
+  uint64_t seed = 1;
+  double time_budget_s = 0;  // > 0: the step count is fitted to this budget after the first steps
+  std::string precision = "f32";
+  std::string out_dir = "runs/train";
+
+  std::string to_json() const;
+  static TrainConfig from_json(const std::string& text, const std::string& source = "train config");
+  void validate() const;
+};
+
+struct StepInfo {
+  int64_t step = 0, total_steps = 0, tokens = 0;
+  double loss = 0, lr = 0, grad_norm = 0, tokens_per_s = 0, elapsed_s = 0, eta_s = 0;
+};
+struct EvalInfo {
+  int64_t step = 0;
+  double val_loss = 0, val_ppl = 0, val_bpb = 0;
+};
+
+class Trainer {
+ public:
+  explicit Trainer(TrainConfig cfg);
+  ~Trainer();
+  // Resumes from the newest complete checkpoint under out_dir/checkpoints; false when none.
+  bool resume();
+  // Trains until the step count (or time budget) is reached or a stop is requested; evaluates and
+  // checkpoints on schedule and at the end. Returns true when it finished, false when stopped.
+  bool run();
+  double train_step();  // one optimizer step; returns the mean micro-batch loss
+  EvalInfo evaluate();
+  std::string save();   // checkpoint now; returns its folder
+
+  // Async-signal-safe: sets a flag the loop checks between steps (SIGINT -> checkpoint and exit).
+  static void request_stop();
+  static bool stop_requested();
+  static void clear_stop();
+
+  Transformer& model() { return *model_; }
+  const TrainConfig& config() const { return cfg_; }
+  int64_t step() const { return step_; }
+  int64_t total_steps() const { return total_steps_; }
+  const std::vector<double>& losses() const { return losses_; }
+
+  std::function<void(const StepInfo&)> on_step;
+  std::function<void(const EvalInfo&)> on_eval;
+  std::function<void(const std::string&)> on_checkpoint;
+
+ private:
+  std::string state_json() const;
+  TrainConfig cfg_;
+  std::unique_ptr<Transformer> model_;
+  std::unique_ptr<AdamW> opt_;
+  std::unique_ptr<WindowLoader> loader_;
+  CosineSchedule sched_;
+  int64_t step_ = 0, total_steps_ = 0, tokens_ = 0;
+  double elapsed_ = 0;     // seconds trained, carried across resumes
+  bool budget_fitted_ = false;
+  std::vector<double> losses_;  // this process's step losses
+};
+
+}  // namespace lmlab
