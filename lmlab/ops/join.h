@@ -6,6 +6,7 @@
 #include "lmlab/core/tensor.h"
 
 namespace lmlab {
+// Inputs share dtype (any) and rank, and every size except along dim; an empty list is a ValueError.
 Tensor concat(const std::vector<Tensor>& xs, int64_t dim = 0);
 Tensor stack(const std::vector<Tensor>& xs, int64_t dim = 0);
 std::vector<Tensor> split(const Tensor& x, int64_t split_size, int64_t dim = 0);       // last piece may be smaller

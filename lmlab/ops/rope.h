@@ -4,6 +4,9 @@
 // `interleaved` (pairs (2i, 2i+1), the GPT-J / GGML "normal" layout).
 // Frequency scaling follows HF's rope_scaling types: linear (positions / factor), llama3
 // (per-frequency interpolation), yarn (NTK-by-parts + attention factor applied to cos/sin).
+// Angles pos * inv_freq are computed in double (HF uses f32 inv_freq), then cos/sin are rounded to x's
+// dtype. yarn takes `factor` as given (some HF versions replace it by max_position_embeddings /
+// original_max_position_embeddings when a config has the latter; loaders resolve that), no mscale.
 #pragma once
 #include "lmlab/core/tensor.h"
 

@@ -8,5 +8,6 @@
 namespace lmlab {
 std::pair<Tensor, Tensor> sort(const Tensor& x, int64_t dim = -1, bool descending = false);
 Tensor argsort(const Tensor& x, int64_t dim = -1, bool descending = false);
+// 0 <= k <= size along dim (ValueError otherwise); the first k of sort(x, dim, descending = largest).
 std::pair<Tensor, Tensor> topk(const Tensor& x, int64_t k, int64_t dim = -1, bool largest = true);
 }  // namespace lmlab
