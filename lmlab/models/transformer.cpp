@@ -37,8 +37,9 @@ DecoderBlock::DecoderBlock(const TransformerConfig& c, Generator& gen) {
                                                              c.initializer_range, out_std(c)));
 }
 
-Tensor DecoderBlock::forward(const Tensor& x, int64_t pos_offset, KVCache* cache) const {
-  Tensor h = add(x, self_attn->forward(input_layernorm->forward(x), pos_offset, cache));  // [B, T, C]
+Tensor DecoderBlock::forward(const Tensor& x, int64_t pos_offset, KVCache* cache, const Tensor& positions,
+                             const Tensor& mask) const {
+  Tensor h = add(x, self_attn->forward(input_layernorm->forward(x), pos_offset, cache, positions, mask));  // [B, T, C]
   return add(h, mlp->forward(post_attention_layernorm->forward(h)));                    // [B, T, C]
 }
 
@@ -63,7 +64,8 @@ const Tensor& Transformer::lm_head_weight() const {
   return lm_head ? lm_head->weight : model->embed_tokens->weight;
 }
 
-Tensor Transformer::forward_hidden(const Tensor& ids, CacheSet* cache) const {
+Tensor Transformer::forward_hidden(const Tensor& ids, CacheSet* cache, const Tensor& positions,
+                                  const Tensor& mask) const {
   LMLAB_CHECK(ids.dim() == 2, ShapeError, "[transformer] ids must be [B, T], got ", shape_str(ids.shape()));
   int64_t pos = cache ? cache->length() : 0;
   LMLAB_CHECK(pos + ids.size(1) <= cfg.max_position_embeddings, ValueError, "[transformer] sequence of ",
@@ -72,13 +74,15 @@ Tensor Transformer::forward_hidden(const Tensor& ids, CacheSet* cache) const {
   Tensor x = model->embed_tokens->forward(ids);  // [B, T, C]
   for (size_t i = 0; i < model->layers.size(); ++i) {
     KVCache* kv = cache ? &cache->layer<KVCache>(int64_t(i)) : nullptr;
-    x = model->layers[i]->forward(x, pos, kv);
+    x = model->layers[i]->forward(x, pos, kv, positions, mask);
   }
   return model->norm->forward(x);
 }
 
 Tensor Transformer::logits(const Tensor& hidden) const { return linear(hidden, lm_head_weight()); }
 
-Tensor Transformer::forward(const Tensor& ids, CacheSet* cache) const { return logits(forward_hidden(ids, cache)); }
+Tensor Transformer::forward(const Tensor& ids, CacheSet* cache, const Tensor& positions, const Tensor& mask) const {
+  return logits(forward_hidden(ids, cache, positions, mask));
+}
 
 }  // namespace lmlab

@@ -42,7 +42,8 @@ struct TransformerConfig {
 class DecoderBlock : public Module {
  public:
   DecoderBlock(const TransformerConfig& cfg, Generator& gen);
-  Tensor forward(const Tensor& x, int64_t pos_offset, KVCache* cache) const;
+  Tensor forward(const Tensor& x, int64_t pos_offset, KVCache* cache, const Tensor& positions = Tensor(),
+                 const Tensor& mask = Tensor()) const;
   std::shared_ptr<RMSNorm> input_layernorm, post_attention_layernorm;
   std::shared_ptr<SelfAttention> self_attn;
   std::shared_ptr<SwiGLUMLP> mlp;
@@ -62,9 +63,13 @@ class Transformer : public Module {
   explicit Transformer(const TransformerConfig& cfg, uint64_t seed = 0);
   // ids [B, T] (i64/i32) -> final hidden states [B, T, C]. With a cache, positions continue from
   // the cached length and the new keys/values are appended.
-  Tensor forward_hidden(const Tensor& ids, CacheSet* cache = nullptr) const;
+  // positions [B, T] and an additive key mask [B, 1, T, S] are optional (batched generation with
+  // left padding).
+  Tensor forward_hidden(const Tensor& ids, CacheSet* cache = nullptr, const Tensor& positions = Tensor(),
+                        const Tensor& mask = Tensor()) const;
   // ids [B, T] -> logits [B, T, V].
-  Tensor forward(const Tensor& ids, CacheSet* cache = nullptr) const;
+  Tensor forward(const Tensor& ids, CacheSet* cache = nullptr, const Tensor& positions = Tensor(),
+                 const Tensor& mask = Tensor()) const;
   Tensor logits(const Tensor& hidden) const;  // [..., C] -> [..., V]
   CacheSet new_cache() const { return CacheSet(cfg.num_hidden_layers); }
   const Tensor& lm_head_weight() const;

@@ -16,18 +16,25 @@ SelfAttention::SelfAttention(const AttentionConfig& c, Generator& gen, double st
   o_proj = register_module("o_proj", std::make_shared<Linear>(c.n_heads * c.head_dim, c.hidden, false, gen, out_std));
 }
 
-Tensor SelfAttention::forward(const Tensor& x, int64_t pos_offset, KVCache* cache) const {
+Tensor SelfAttention::forward(const Tensor& x, int64_t pos_offset, KVCache* cache, const Tensor& positions,
+                              const Tensor& mask) const {
   int64_t B = x.size(0), T = x.size(1), H = cfg.n_heads, Hkv = cfg.n_kv_heads, D = cfg.head_dim;
   Tensor q = q_proj->forward(x).view({B, T, H, D});    // [B, T, H, D]
   Tensor k = k_proj->forward(x).view({B, T, Hkv, D});  // [B, T, Hkv, D]
   Tensor v = v_proj->forward(x).view({B, T, Hkv, D});  // [B, T, Hkv, D]
-  q = rope(q, cfg.rope, pos_offset).transpose(1, 2);   // [B, H, T, D]
-  k = rope(k, cfg.rope, pos_offset).transpose(1, 2);   // [B, Hkv, T, D]
+  if (positions.defined()) {
+    q = rope(q, cfg.rope, positions).transpose(1, 2);  // [B, H, T, D]
+    k = rope(k, cfg.rope, positions).transpose(1, 2);  // [B, Hkv, T, D]
+  } else {
+    q = rope(q, cfg.rope, pos_offset).transpose(1, 2);  // [B, H, T, D]
+    k = rope(k, cfg.rope, pos_offset).transpose(1, 2);  // [B, Hkv, T, D]
+  }
   v = v.transpose(1, 2);                               // [B, Hkv, T, D]
   if (cache) std::tie(k, v) = cache->append(k, v);     // [B, Hkv, S, D], S = cached + T
   AttentionOptions opt;
   opt.causal = true;
   opt.window = cfg.window;
+  opt.mask = mask;
   Tensor y = attention(q, k, v, opt);                  // [B, H, T, D]
   y = y.transpose(1, 2).reshape({B, T, H * D});        // [B, T, C]
   return o_proj->forward(y);

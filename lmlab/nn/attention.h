@@ -23,7 +23,10 @@ class SelfAttention : public Module {
  public:
   SelfAttention(const AttentionConfig& cfg, Generator& gen, double std, double out_std);
   // x [B, T, C] -> [B, T, C]. pos_offset: position of x's first token (the cache length when decoding).
-  Tensor forward(const Tensor& x, int64_t pos_offset = 0, KVCache* cache = nullptr) const;
+  // positions [B, T] (optional) overrides pos_offset per row; mask (optional) is an additive
+  // [B, 1, T, S] mask over the keys (left padding in batched generation).
+  Tensor forward(const Tensor& x, int64_t pos_offset = 0, KVCache* cache = nullptr, const Tensor& positions = Tensor(),
+                 const Tensor& mask = Tensor()) const;
   AttentionConfig cfg;
   std::shared_ptr<Linear> q_proj, k_proj, v_proj, o_proj;
 };

@@ -1,0 +1,207 @@
+// Generation loops.
+#include "lmlab/infer/generate.h"
+
+#include <chrono>
+#include <cmath>
+
+#include "lmlab/core/node.h"
+
+namespace lmlab {
+
+namespace {
+double now_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+Tensor ids_tensor(const std::vector<int64_t>& ids) {
+  return Tensor::from_vector(ids, {1, int64_t(ids.size())});
+}
+// Logits of the last position of row b: [V] as float.
+std::vector<float> last_logits(const Tensor& logits, int64_t b) {
+  Tensor row = logits.select(0, b).select(0, logits.size(1) - 1);
+  return row.contiguous().to_vector<float>();
+}
+bool ends_with_stop(const std::string& text, const std::vector<std::string>& stops) {
+  for (const auto& s : stops)
+    if (!s.empty() && text.size() >= s.size() && text.compare(text.size() - s.size(), s.size(), s) == 0) return true;
+  return false;
+}
+}  // namespace
+
+std::vector<int64_t> generate(const Transformer& model, InferState& state, const std::vector<int64_t>& prompt,
+                              const GenerateOptions& opt, GenerateStats* stats, const Tokenizer* tok) {
+  opt.sampler.validate();
+  NoGrad ng;
+  int64_t ctx = model.cfg.max_position_embeddings;
+  int64_t start = state.length();
+  LMLAB_CHECK(!prompt.empty() || start > 0, ValueError, "[generate] empty prompt and empty state");
+  LMLAB_CHECK(start + int64_t(prompt.size()) <= ctx, ValueError, "[generate] prompt of ", prompt.size(),
+              " tokens (after ", start, " in the state) exceeds the model's context of ", ctx, " tokens");
+  Generator gen(opt.sampler.seed);
+  GenerateStats st;
+  st.prompt_tokens = int64_t(prompt.size());
+  double t0 = now_s();
+  std::vector<float> logits;
+  if (!prompt.empty()) {
+    Tensor l = model.forward(ids_tensor(prompt), &state.cache);  // [1, T, V]
+    logits = last_logits(l, 0);
+    state.tokens.insert(state.tokens.end(), prompt.begin(), prompt.end());
+  } else {
+    // Continue from a state whose last token's logits we do not keep: re-feed it after a rollback.
+    int64_t last = state.tokens.back();
+    state.truncate(state.length() - 1);
+    Tensor l = model.forward(ids_tensor({last}), &state.cache);
+    logits = last_logits(l, 0);
+    state.tokens.push_back(last);
+  }
+  double t1 = now_s();
+  st.prefill_s = t1 - t0;
+  std::vector<int64_t> out;
+  std::string text;
+  st.stop_reason = "length";
+  while (int64_t(out.size()) < opt.max_new_tokens) {
+    int64_t next = sample_token(logits.data(), int64_t(logits.size()), state.tokens, opt.sampler, gen);
+    out.push_back(next);
+    if (opt.eos_id >= 0 && next == opt.eos_id) {
+      st.stop_reason = "eos";
+      break;
+    }
+    if (opt.on_token && !opt.on_token(next)) {
+      st.stop_reason = "callback";
+      break;
+    }
+    if (tok && !opt.stop.empty()) {
+      text += tok->decode(std::vector<int32_t>{int32_t(next)});
+      if (ends_with_stop(text, opt.stop)) {
+        st.stop_reason = "stop";
+        break;
+      }
+    }
+    if (int64_t(out.size()) >= opt.max_new_tokens) break;
+    if (state.length() + 1 > ctx) {
+      st.stop_reason = "context";
+      break;
+    }
+    Tensor l = model.forward(ids_tensor({next}), &state.cache);
+    state.tokens.push_back(next);
+    logits = last_logits(l, 0);
+  }
+  st.new_tokens = int64_t(out.size());
+  st.decode_s = now_s() - t1;
+  if (stats) *stats = st;
+  return out;
+}
+
+TextGeneration generate_text(const Transformer& model, const Tokenizer& tok, const std::string& prompt,
+                             GenerateOptions opt, const std::function<void(const std::string&)>& on_piece) {
+  std::vector<int32_t> ids32 = tok.encode(prompt);
+  std::vector<int64_t> ids(ids32.begin(), ids32.end());
+  if (ids.empty() && tok.bos_id()) ids.push_back(*tok.bos_id());
+  LMLAB_CHECK(!ids.empty(), ValueError, "[generate] the prompt encodes to no tokens and the tokenizer has no BOS");
+  if (opt.eos_id < 0 && tok.eos_id()) opt.eos_id = *tok.eos_id();
+  // Stream decoded text: decode the growing sequence and emit only complete new UTF-8 text, so
+  // multi-byte characters split across tokens come out whole.
+  std::vector<int32_t> produced;
+  std::string emitted;
+  auto user_cb = opt.on_token;
+  opt.on_token = [&](int64_t t) {
+    produced.push_back(int32_t(t));
+    if (on_piece) {
+      std::string all = tok.decode(produced, true);
+      size_t end = all.size();
+      // hold back an incomplete trailing UTF-8 sequence
+      size_t i = end;
+      int back = 0;
+      while (i > 0 && back < 4 && (static_cast<unsigned char>(all[i - 1]) & 0xC0) == 0x80) { --i; ++back; }
+      if (i > 0) {
+        unsigned char lead = static_cast<unsigned char>(all[i - 1]);
+        int need = lead >= 0xF0 ? 3 : lead >= 0xE0 ? 2 : lead >= 0xC0 ? 1 : 0;
+        if (need > back) end = i - 1;
+      }
+      if (end > emitted.size() && all.compare(0, emitted.size(), emitted) == 0) {
+        on_piece(all.substr(emitted.size(), end - emitted.size()));
+        emitted = all.substr(0, end);
+      }
+    }
+    return user_cb ? user_cb(t) : true;
+  };
+  InferState state(model);
+  TextGeneration r;
+  r.tokens = generate(model, state, ids, opt, &r.stats, &tok);
+  std::vector<int32_t> out32(r.tokens.begin(), r.tokens.end());
+  r.text = tok.decode(out32, true);
+  if (r.stats.stop_reason == "stop")
+    for (const auto& s : opt.stop)
+      if (ends_with_stop(r.text, {s})) {
+        r.text.resize(r.text.size() - s.size());
+        break;
+      }
+  if (on_piece && r.text.size() > emitted.size() && r.text.compare(0, emitted.size(), emitted) == 0)
+    on_piece(r.text.substr(emitted.size()));
+  return r;
+}
+
+std::vector<std::vector<int64_t>> generate_batch(const Transformer& model,
+                                                 const std::vector<std::vector<int64_t>>& prompts,
+                                                 const GenerateOptions& opt) {
+  opt.sampler.validate();
+  NoGrad ng;
+  int64_t B = int64_t(prompts.size());
+  LMLAB_CHECK(B > 0, ValueError, "[generate_batch] no prompts");
+  int64_t T = 0;
+  for (auto& p : prompts) {
+    LMLAB_CHECK(!p.empty(), ValueError, "[generate_batch] empty prompt");
+    T = std::max<int64_t>(T, int64_t(p.size()));
+  }
+  int64_t ctx = model.cfg.max_position_embeddings;
+  LMLAB_CHECK(T + opt.max_new_tokens <= ctx, ValueError, "[generate_batch] longest prompt (", T, ") plus ",
+              opt.max_new_tokens, " new tokens exceeds the context of ", ctx);
+  std::vector<int64_t> pad(static_cast<size_t>(B));
+  std::vector<int64_t> ids(static_cast<size_t>(B * T), 0), pos(static_cast<size_t>(B * T), 0);
+  for (int64_t b = 0; b < B; ++b) {
+    pad[size_t(b)] = T - int64_t(prompts[size_t(b)].size());
+    for (int64_t t = 0; t < T; ++t) {
+      int64_t k = t - pad[size_t(b)];
+      ids[size_t(b * T + t)] = k >= 0 ? prompts[size_t(b)][size_t(k)] : 0;
+      pos[size_t(b * T + t)] = std::max<int64_t>(k, 0);
+    }
+  }
+  // Additive key mask [B, 1, Tq, S]: padded key positions are -inf for every query.
+  auto key_mask = [&](int64_t Tq, int64_t S) {
+    std::vector<float> m(static_cast<size_t>(B * Tq * S), 0.0f);
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t q = 0; q < Tq; ++q)
+        for (int64_t s = 0; s < pad[size_t(b)] && s < S; ++s) m[size_t((b * Tq + q) * S + s)] = -INFINITY;
+    return Tensor::from_vector(m, {B, 1, Tq, S});
+  };
+  CacheSet cache = model.new_cache();
+  Tensor logits = model.forward(Tensor::from_vector(ids, {B, T}), &cache, Tensor::from_vector(pos, {B, T}),
+                                key_mask(T, T));
+  std::vector<std::vector<int64_t>> out(static_cast<size_t>(B));
+  std::vector<std::vector<int64_t>> hist(prompts.begin(), prompts.end());
+  std::vector<Generator> gens;
+  for (int64_t b = 0; b < B; ++b) gens.emplace_back(opt.sampler.seed + uint64_t(b));
+  std::vector<bool> done(static_cast<size_t>(B), false);
+  for (int64_t step = 0; step < opt.max_new_tokens; ++step) {
+    std::vector<int64_t> next(static_cast<size_t>(B), 0), npos(static_cast<size_t>(B));
+    bool all_done = true;
+    for (int64_t b = 0; b < B; ++b) {
+      npos[size_t(b)] = int64_t(prompts[size_t(b)].size()) + step;
+      if (done[size_t(b)]) continue;
+      auto l = last_logits(logits, b);
+      int64_t t = sample_token(l.data(), int64_t(l.size()), hist[size_t(b)], opt.sampler, gens[size_t(b)]);
+      next[size_t(b)] = t;
+      out[size_t(b)].push_back(t);
+      hist[size_t(b)].push_back(t);
+      if ((opt.eos_id >= 0 && t == opt.eos_id) || int64_t(out[size_t(b)].size()) >= opt.max_new_tokens)
+        done[size_t(b)] = true;
+      all_done = all_done && done[size_t(b)];
+    }
+    if (all_done) break;
+    int64_t S = cache.length() + 1;
+    logits = model.forward(Tensor::from_vector(next, {B, 1}), &cache, Tensor::from_vector(npos, {B, 1}),
+                           key_mask(1, S));
+  }
+  return out;
+}
+
+}  // namespace lmlab

@@ -1,0 +1,55 @@
+// Autoregressive generation over an InferState: prefill the prompt in one forward, then decode
+// token by token with the cache; samplers from sampler.h; stop on EOS, stop strings, a callback
+// (streaming) or the token budget. Batched generation left-pads prompts of different lengths and
+// masks the padding, so one forward serves every row in prefill and in each decode step.
+#pragma once
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "lmlab/infer/sampler.h"
+#include "lmlab/infer/state.h"
+#include "lmlab/tokenizer/tokenizer.h"
+
+namespace lmlab {
+
+struct GenerateStats {
+  int64_t prompt_tokens = 0, new_tokens = 0;
+  double prefill_s = 0, decode_s = 0;
+  std::string stop_reason;  // "length", "eos", "stop", "callback", "context"
+  double prefill_tok_s() const { return prefill_s > 0 ? double(prompt_tokens) / prefill_s : 0; }
+  double decode_tok_s() const { return decode_s > 0 ? double(new_tokens) / decode_s : 0; }
+};
+
+struct GenerateOptions {
+  int64_t max_new_tokens = 64;
+  SamplerConfig sampler;
+  std::vector<std::string> stop;     // stop strings (checked on the decoded text)
+  int64_t eos_id = -1;               // stop token (-1 = none)
+  // Streaming: called with each new token id; return false to stop.
+  std::function<bool(int64_t)> on_token;
+};
+
+// Feeds `prompt` (appended to whatever the state holds) and generates; returns the new tokens.
+// The prompt plus new tokens must fit the model's context: a longer prompt is a ValueError naming
+// both lengths, and generation stops with reason "context" at the limit.
+std::vector<int64_t> generate(const Transformer& model, InferState& state, const std::vector<int64_t>& prompt,
+                              const GenerateOptions& opt, GenerateStats* stats = nullptr,
+                              const Tokenizer* tok = nullptr);
+
+// Text in, text out (streaming pieces through on_piece if given).
+struct TextGeneration {
+  std::string text;
+  std::vector<int64_t> tokens;
+  GenerateStats stats;
+};
+TextGeneration generate_text(const Transformer& model, const Tokenizer& tok, const std::string& prompt,
+                             GenerateOptions opt, const std::function<void(const std::string&)>& on_piece = {});
+
+// Batched: one row per prompt (left-padded), greedy or sampled with per-row generators seeded
+// seed + row. Returns each row's new tokens (each stops at eos or max_new_tokens).
+std::vector<std::vector<int64_t>> generate_batch(const Transformer& model,
+                                                 const std::vector<std::vector<int64_t>>& prompts,
+                                                 const GenerateOptions& opt);
+
+}  // namespace lmlab

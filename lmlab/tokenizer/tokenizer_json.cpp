@@ -1,0 +1,484 @@
+// Hugging Face tokenizer.json read/write for byte-level BPE (format of the HF `tokenizers`
+// library, version "1.0": model type BPE, pre_tokenizer ByteLevel / Split / Digits / Sequence,
+// decoder ByteLevel, post_processor ByteLevel / TemplateProcessing). Reading is strict: unknown
+// fields and unsupported types are FormatErrors naming the file and the field, never a crash.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "lmlab/core/error.h"
+#include "lmlab/tokenizer/tokenizer.h"
+
+namespace lmlab {
+
+// Reading uses the std::map-backed json: ordered_json finds keys by linear search, which makes a
+// 128k-entry vocab quadratic. Writing uses ordered_json (HF's key order) with the big vocab
+// object appended without that search (keys are unique by construction).
+using Json = nlohmann::json;
+using OJson = nlohmann::ordered_json;
+
+namespace {
+
+std::string type_name(const Json& j) { return j.type_name(); }
+
+// Field access that reports what was expected, and where, instead of nlohmann's type_error.
+struct Reader {
+  std::string where;  // "[tokenizer] path"
+
+  [[noreturn]] void fail(const std::string& field, const std::string& what) const {
+    throw FormatError(str_cat(where, ": ", field, ": ", what));
+  }
+  void keys(const Json& obj, const std::string& field, std::initializer_list<const char*> allowed) const {
+    if (!obj.is_object()) fail(field, "expected an object, got " + type_name(obj));
+    for (auto it = obj.begin(); it != obj.end(); ++it) {
+      bool ok = false;
+      for (const char* a : allowed) ok = ok || it.key() == a;
+      if (ok) continue;
+      std::string list;
+      for (const char* a : allowed) list += std::string(list.empty() ? "" : ", ") + a;
+      fail(field, "unknown field '" + it.key() + "' (expected one of: " + list + ")");
+    }
+  }
+  bool boolean(const Json& obj, const char* key, const std::string& field, bool dflt) const {
+    auto it = obj.find(key);
+    if (it == obj.end() || it->is_null()) return dflt;
+    if (!it->is_boolean()) fail(field + "." + key, "expected true or false, got " + type_name(*it));
+    return it->get<bool>();
+  }
+  std::string string(const Json& obj, const char* key, const std::string& field) const {
+    auto it = obj.find(key);
+    if (it == obj.end()) fail(field, std::string("missing field '") + key + "'");
+    if (!it->is_string()) fail(field + "." + key, "expected a string, got " + type_name(*it));
+    return it->get<std::string>();
+  }
+  int32_t id(const Json& v, const std::string& field) const {
+    if (!v.is_number_integer()) fail(field, "expected an integer id, got " + type_name(v));
+    int64_t x = v.get<int64_t>();
+    if (x < 0 || x > INT32_MAX) fail(field, str_cat("expected an id in [0, 2^31), got ", x));
+    return int32_t(x);
+  }
+  std::string type(const Json& obj, const std::string& field) const {
+    if (!obj.is_object()) fail(field, "expected an object, got " + type_name(obj));
+    return string(obj, "type", field);
+  }
+};
+
+void read_pre_tokenizer(const Reader& r, const Json& j, const std::string& field, std::vector<PreTokenizerStep>& steps) {
+  std::string t = r.type(j, field);
+  if (t == "Sequence") {
+    r.keys(j, field, {"type", "pretokenizers"});
+    auto it = j.find("pretokenizers");
+    if (it == j.end() || !it->is_array()) r.fail(field + ".pretokenizers", "expected an array");
+    for (size_t i = 0; i < it->size(); ++i)
+      read_pre_tokenizer(r, (*it)[i], str_cat(field, ".pretokenizers[", i, "]"), steps);
+  } else if (t == "ByteLevel") {
+    r.keys(j, field, {"type", "add_prefix_space", "trim_offsets", "use_regex"});
+    steps.push_back(PreTokenizerStep::byte_level(r.boolean(j, "add_prefix_space", field, false),
+                                                 r.boolean(j, "use_regex", field, true),
+                                                 r.boolean(j, "trim_offsets", field, true)));
+  } else if (t == "Split") {
+    r.keys(j, field, {"type", "pattern", "behavior", "invert"});
+    auto pat = j.find("pattern");
+    if (pat == j.end() || !pat->is_object() || pat->size() != 1)
+      r.fail(field + ".pattern", "expected {\"Regex\": \"...\"} or {\"String\": \"...\"}");
+    bool literal = pat->begin().key() == "String";
+    if (!literal && pat->begin().key() != "Regex")
+      r.fail(field + ".pattern", "unknown pattern kind '" + pat->begin().key() + "' (expected Regex or String)");
+    if (!pat->begin()->is_string()) r.fail(field + ".pattern", "expected a string pattern");
+    SplitBehavior behavior = SplitBehavior::Isolated;
+    try {
+      behavior = parse_split_behavior(r.string(j, "behavior", field), field + ".behavior");
+    } catch (const FormatError& e) {
+      throw FormatError(r.where + ": " + e.what());
+    }
+    try {
+      steps.push_back(PreTokenizerStep::split(pat->begin()->get<std::string>(), behavior,
+                                              r.boolean(j, "invert", field, false), literal));
+    } catch (const FormatError& e) {
+      throw FormatError(r.where + ": " + field + ".pattern: " + e.what());
+    }
+  } else if (t == "Digits") {
+    r.keys(j, field, {"type", "individual_digits"});
+    steps.push_back(PreTokenizerStep::digits(r.boolean(j, "individual_digits", field, false)));
+  } else {
+    r.fail(field + ".type", "unsupported pre-tokenizer '" + t + "' (expected ByteLevel, Split, Digits or Sequence)");
+  }
+}
+
+// Normalizers change the text before everything else; only NFC is accepted, and it is not applied
+// (input is taken to be NFC already, which holds for almost all text; see the header note).
+void check_normalizer(const Reader& r, const Json& j, const std::string& field) {
+  if (j.is_null()) return;
+  std::string t = r.type(j, field);
+  if (t == "Sequence") {
+    r.keys(j, field, {"type", "normalizers"});
+    auto it = j.find("normalizers");
+    if (it == j.end() || !it->is_array()) r.fail(field + ".normalizers", "expected an array");
+    for (size_t i = 0; i < it->size(); ++i) check_normalizer(r, (*it)[i], str_cat(field, ".normalizers[", i, "]"));
+  } else if (t != "NFC") {
+    r.fail(field + ".type", "unsupported normalizer '" + t + "' (expected null or NFC)");
+  }
+}
+
+void check_decoder(const Reader& r, const Json& j, const std::string& field) {
+  if (j.is_null()) return;
+  std::string t = r.type(j, field);
+  if (t != "ByteLevel") r.fail(field + ".type", "unsupported decoder '" + t + "' (expected ByteLevel or null)");
+  r.keys(j, field, {"type", "add_prefix_space", "trim_offsets", "use_regex"});
+}
+
+// Collects the single-sequence template of TemplateProcessing (possibly inside a Sequence).
+void read_post_processor(const Reader& r, const Json& j, const std::string& field, std::vector<int32_t>& prefix,
+                         std::vector<int32_t>& suffix) {
+  if (j.is_null()) return;
+  std::string t = r.type(j, field);
+  if (t == "ByteLevel") {
+    r.keys(j, field, {"type", "add_prefix_space", "trim_offsets", "use_regex"});
+  } else if (t == "Sequence") {
+    r.keys(j, field, {"type", "processors"});
+    auto it = j.find("processors");
+    if (it == j.end() || !it->is_array()) r.fail(field + ".processors", "expected an array");
+    for (size_t i = 0; i < it->size(); ++i)
+      read_post_processor(r, (*it)[i], str_cat(field, ".processors[", i, "]"), prefix, suffix);
+  } else if (t == "TemplateProcessing") {
+    r.keys(j, field, {"type", "single", "pair", "special_tokens"});
+    auto single = j.find("single");
+    if (single == j.end() || !single->is_array()) r.fail(field + ".single", "expected an array");
+    auto specials = j.find("special_tokens");
+    bool seen_seq = false;
+    for (size_t i = 0; i < single->size(); ++i) {
+      const Json& item = (*single)[i];
+      std::string f = str_cat(field, ".single[", i, "]");
+      if (!item.is_object() || item.size() != 1) r.fail(f, "expected {\"SpecialToken\": ...} or {\"Sequence\": ...}");
+      const std::string& kind = item.begin().key();
+      if (kind == "Sequence") {
+        seen_seq = true;
+        continue;
+      }
+      if (kind != "SpecialToken") r.fail(f, "unknown template item '" + kind + "'");
+      std::string name = r.string(*item.begin(), "id", f + ".SpecialToken");
+      if (specials == j.end() || !specials->is_object() || !specials->contains(name))
+        r.fail(field + ".special_tokens", "missing entry for '" + name + "' used in " + f);
+      const Json& entry = specials->at(name);
+      auto ids = entry.is_object() ? entry.find("ids") : entry.end();
+      if (!entry.is_object() || ids == entry.end() || !ids->is_array())
+        r.fail(field + ".special_tokens['" + name + "'].ids", "expected an array of ids");
+      for (const Json& v : *ids) (seen_seq ? suffix : prefix).push_back(r.id(v, field + ".special_tokens.ids"));
+    }
+  } else {
+    r.fail(field + ".type",
+           "unsupported post-processor '" + t + "' (expected ByteLevel, TemplateProcessing, Sequence or null)");
+  }
+}
+
+std::pair<std::string, std::string> read_merge(const Reader& r, const Json& m, size_t i) {
+  std::string field = str_cat("model.merges[", i, "]");
+  if (m.is_string()) {
+    const std::string s = m.get<std::string>();
+    size_t sp = s.find(' ');
+    if (sp == std::string::npos || s.find(' ', sp + 1) != std::string::npos)
+      r.fail(field, "expected \"left right\" with exactly one space, got '" + s + "'");
+    return {s.substr(0, sp), s.substr(sp + 1)};
+  }
+  if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string())
+    return {m[0].get<std::string>(), m[1].get<std::string>()};
+  r.fail(field, "expected \"left right\" or [\"left\", \"right\"], got " + m.dump());
+}
+
+// Kept sections are stored with "type" first and the other keys sorted (what a std::map parse
+// gives), the same order the writer uses for the defaults, so write(read(x)) is stable.
+OJson canonical(const Json& j) {
+  if (j.is_array()) {
+    OJson a = OJson::array();
+    for (const Json& v : j) a.push_back(canonical(v));
+    return a;
+  }
+  if (!j.is_object()) return OJson::parse(j.dump());
+  OJson o = OJson::object();
+  if (j.contains("type")) o["type"] = canonical(j["type"]);
+  for (auto it = j.begin(); it != j.end(); ++it)
+    if (it.key() != "type") o[it.key()] = canonical(it.value());
+  return o;
+}
+
+std::string dump_or_empty(const Json& j) { return j.is_null() ? std::string() : canonical(j).dump(); }
+
+OJson parse_kept(const std::string& s, const OJson& dflt) { return s.empty() ? dflt : OJson::parse(s); }
+
+OJson byte_level_json(bool add_prefix_space, bool trim_offsets, bool use_regex) {
+  OJson j;
+  j["type"] = "ByteLevel";
+  j["add_prefix_space"] = add_prefix_space;
+  j["trim_offsets"] = trim_offsets;
+  j["use_regex"] = use_regex;
+  return j;
+}
+
+OJson step_json(const PreTokenizerStep& s) {
+  OJson j;
+  switch (s.kind) {
+    case PreTokenizerStep::Kind::ByteLevel:
+      return byte_level_json(s.add_prefix_space, s.trim_offsets, s.use_regex);
+    case PreTokenizerStep::Kind::Digits:
+      j["type"] = "Digits";
+      j["individual_digits"] = s.individual_digits;
+      return j;
+    case PreTokenizerStep::Kind::Split:
+      j["type"] = "Split";
+      j["pattern"][s.regex.literal() ? "String" : "Regex"] = s.regex.pattern();
+      j["behavior"] = split_behavior_name(s.behavior);
+      j["invert"] = s.invert;
+      return j;
+  }
+  return j;
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  LMLAB_CHECK(f.good(), IoError, "[tokenizer] cannot read '", path, "': ", std::strerror(errno));
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  LMLAB_CHECK(!f.bad(), IoError, "[tokenizer] read error on '", path, "'");
+  return ss.str();
+}
+
+// Temp file in the same directory, fsync, then rename: readers see the old or the new file, never
+// a torn one, even if the process dies mid-write.
+void write_file_atomic(const std::string& path, const std::string& data) {
+  static std::atomic<uint64_t> counter{0};
+  std::string tmp = str_cat(path, ".tmp.", getpid(), ".", counter++);
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  LMLAB_CHECK(fd >= 0, IoError, "[tokenizer] cannot write '", path, "': ", std::strerror(errno));
+  size_t off = 0;
+  while (off < data.size()) {
+    ssize_t n = ::write(fd, data.data() + off, data.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      int e = errno;
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      throw IoError(str_cat("[tokenizer] write failed on '", path, "': ", std::strerror(e)));
+    }
+    off += size_t(n);
+  }
+  bool ok = ::fsync(fd) == 0;
+  ok = (::close(fd) == 0) && ok;
+  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
+    int e = errno;
+    ::unlink(tmp.c_str());
+    throw IoError(str_cat("[tokenizer] cannot write '", path, "': ", std::strerror(e)));
+  }
+  std::string dir = path.find('/') == std::string::npos ? "." : path.substr(0, path.rfind('/') + 1);
+  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {  // best effort: makes the rename itself durable
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+}
+
+}  // namespace
+
+struct TokenizerJson {
+  static Tokenizer read(std::string_view text, const std::string& source);
+  static std::string write(const Tokenizer& t, int indent);
+};
+
+Tokenizer TokenizerJson::read(std::string_view text, const std::string& source) {
+  const Reader r{"[tokenizer] " + source};
+  Json root;
+  try {
+    root = Json::parse(text.begin(), text.end());
+  } catch (const Json::parse_error& e) {
+    throw FormatError(str_cat(r.where, ": malformed JSON: ", e.what()));
+  }
+  try {
+    r.keys(root, "tokenizer.json",
+           {"version", "truncation", "padding", "added_tokens", "normalizer", "pre_tokenizer", "post_processor",
+            "decoder", "model"});
+    if (!root.contains("model")) r.fail("tokenizer.json", "missing field 'model'");
+    if (root.contains("version") && !root["version"].is_string())
+      r.fail("version", "expected a string such as \"1.0\"");
+
+    const Json& model = root["model"];
+    std::string mtype = model.is_object() && model.contains("type") ? r.type(model, "model") : "BPE";
+    if (mtype != "BPE")
+      r.fail("model.type", "unsupported model type '" + mtype + "' (expected BPE; WordPiece, Unigram and "
+                                                                "WordLevel tokenizers are not supported)");
+    r.keys(model, "model",
+           {"type", "dropout", "unk_token", "continuing_subword_prefix", "end_of_word_suffix", "fuse_unk",
+            "byte_fallback", "ignore_merges", "vocab", "merges"});
+    if (r.boolean(model, "byte_fallback", "model", false))
+      r.fail("model.byte_fallback", "expected false (SentencePiece-style byte-fallback BPE is not supported)");
+    for (const char* k : {"continuing_subword_prefix", "end_of_word_suffix"}) {
+      auto it = model.find(k);
+      if (it != model.end() && !it->is_null() && !(it->is_string() && it->get<std::string>().empty()))
+        r.fail(std::string("model.") + k, "expected null (byte-level BPE has no subword affixes), got " + it->dump());
+    }
+    if (model.contains("dropout") && !model["dropout"].is_null() && !model["dropout"].is_number())
+      r.fail("model.dropout", "expected null or a number, got " + type_name(model["dropout"]));
+    if (model.contains("unk_token") && !model["unk_token"].is_null() && !model["unk_token"].is_string())
+      r.fail("model.unk_token", "expected null or a string, got " + type_name(model["unk_token"]));
+
+    auto vit = model.find("vocab");
+    if (vit == model.end() || !vit->is_object()) r.fail("model.vocab", "expected an object {token: id}");
+    std::vector<std::pair<std::string, int32_t>> vocab;
+    vocab.reserve(vit->size());
+    for (auto it = vit->begin(); it != vit->end(); ++it)
+      vocab.emplace_back(it.key(), r.id(it.value(), "model.vocab['" + it.key() + "']"));
+    auto mit = model.find("merges");
+    std::vector<std::pair<std::string, std::string>> merges;
+    if (mit != model.end() && !mit->is_null()) {
+      if (!mit->is_array()) r.fail("model.merges", "expected an array, got " + type_name(*mit));
+      merges.reserve(mit->size());
+      for (size_t i = 0; i < mit->size(); ++i) merges.push_back(read_merge(r, (*mit)[i], i));
+    }
+
+    std::vector<AddedToken> added;
+    if (root.contains("added_tokens") && !root["added_tokens"].is_null()) {
+      const Json& at = root["added_tokens"];
+      if (!at.is_array()) r.fail("added_tokens", "expected an array, got " + type_name(at));
+      for (size_t i = 0; i < at.size(); ++i) {
+        std::string f = str_cat("added_tokens[", i, "]");
+        r.keys(at[i], f, {"id", "content", "single_word", "lstrip", "rstrip", "normalized", "special"});
+        AddedToken a;
+        if (!at[i].contains("id")) r.fail(f, "missing field 'id'");
+        a.id = r.id(at[i]["id"], f + ".id");
+        a.content = r.string(at[i], "content", f);
+        a.single_word = r.boolean(at[i], "single_word", f, false);
+        a.lstrip = r.boolean(at[i], "lstrip", f, false);
+        a.rstrip = r.boolean(at[i], "rstrip", f, false);
+        a.normalized = r.boolean(at[i], "normalized", f, false);
+        a.special = r.boolean(at[i], "special", f, false);
+        added.push_back(std::move(a));
+      }
+    }
+
+    const Json null_json;
+    auto section = [&](const char* k) -> const Json& { return root.contains(k) ? root[k] : null_json; };
+    std::vector<PreTokenizerStep> steps;
+    if (section("pre_tokenizer").is_null())
+      r.fail("pre_tokenizer", "expected a ByteLevel pre-tokenizer (this is a byte-level BPE reader), got null");
+    read_pre_tokenizer(r, section("pre_tokenizer"), "pre_tokenizer", steps);
+    if (steps.empty() || steps.back().kind != PreTokenizerStep::Kind::ByteLevel)
+      r.fail("pre_tokenizer", "expected ByteLevel as the last pre-tokenizer step (byte-level BPE)");
+    for (size_t i = 0; i + 1 < steps.size(); ++i)
+      if (steps[i].kind == PreTokenizerStep::Kind::ByteLevel && steps[i].use_regex)
+        r.fail("pre_tokenizer", "a ByteLevel step with use_regex must be the last step");
+    check_normalizer(r, section("normalizer"), "normalizer");
+    check_decoder(r, section("decoder"), "decoder");
+    std::vector<int32_t> prefix, suffix;
+    read_post_processor(r, section("post_processor"), "post_processor", prefix, suffix);
+
+    Tokenizer t = Tokenizer::from_parts(vocab, merges, std::move(added), PreTokenizer(std::move(steps)),
+                                        r.boolean(model, "ignore_merges", "model", false), r.where);
+    for (int32_t id : prefix) t.id_to_token(id);
+    for (int32_t id : suffix) t.id_to_token(id);
+    t.template_prefix_ = std::move(prefix);
+    t.template_suffix_ = std::move(suffix);
+    if (!t.template_prefix_.empty()) t.bos_ = t.template_prefix_.front();
+    t.normalizer_json_ = dump_or_empty(section("normalizer"));
+    t.post_processor_json_ = canonical(section("post_processor")).dump();
+    t.decoder_json_ = canonical(section("decoder")).dump();
+    t.truncation_json_ = dump_or_empty(section("truncation"));
+    t.padding_json_ = dump_or_empty(section("padding"));
+    t.dropout_json_ = model.contains("dropout") ? dump_or_empty(model["dropout"]) : "";
+    t.unk_token_json_ = model.contains("unk_token") ? dump_or_empty(model["unk_token"]) : "";
+    t.fuse_unk_ = r.boolean(model, "fuse_unk", "model", false);
+    return t;
+  } catch (const IndexError& e) {
+    throw FormatError(str_cat(r.where, ": post_processor names an id that is not in the vocabulary: ", e.what()));
+  } catch (const Json::exception& e) {
+    // Safety net: every access above is type-checked, but a JSON library error must still come
+    // out as a FormatError that names the file.
+    throw FormatError(str_cat(r.where, ": unexpected JSON structure: ", e.what()));
+  }
+}
+
+std::string TokenizerJson::write(const Tokenizer& t, int indent) {
+  OJson root;
+  root["version"] = "1.0";
+  root["truncation"] = parse_kept(t.truncation_json_, nullptr);
+  root["padding"] = parse_kept(t.padding_json_, nullptr);
+  std::vector<const AddedToken*> added;
+  for (const AddedToken& a : t.added_) added.push_back(&a);
+  std::stable_sort(added.begin(), added.end(), [](const AddedToken* a, const AddedToken* b) { return a->id < b->id; });
+  root["added_tokens"] = OJson::array();
+  for (const AddedToken* a : added) {
+    OJson j;
+    j["id"] = a->id;
+    j["content"] = a->content;
+    j["single_word"] = a->single_word;
+    j["lstrip"] = a->lstrip;
+    j["rstrip"] = a->rstrip;
+    j["normalized"] = a->normalized;
+    j["special"] = a->special;
+    root["added_tokens"].push_back(std::move(j));
+  }
+  root["normalizer"] = parse_kept(t.normalizer_json_, nullptr);
+  const auto& steps = t.pre_tokenizer_.steps();
+  if (steps.size() == 1) {
+    root["pre_tokenizer"] = step_json(steps[0]);
+  } else {
+    OJson seq;
+    seq["type"] = "Sequence";
+    seq["pretokenizers"] = OJson::array();
+    for (const auto& s : steps) seq["pretokenizers"].push_back(step_json(s));
+    root["pre_tokenizer"] = std::move(seq);
+  }
+  root["post_processor"] = parse_kept(t.post_processor_json_, byte_level_json(true, false, true));
+  root["decoder"] = parse_kept(t.decoder_json_, byte_level_json(true, true, true));
+
+  const BpeModel& m = t.model_;
+  OJson model;
+  model["type"] = "BPE";
+  model["dropout"] = parse_kept(t.dropout_json_, nullptr);
+  model["unk_token"] = parse_kept(t.unk_token_json_, nullptr);
+  model["continuing_subword_prefix"] = nullptr;
+  model["end_of_word_suffix"] = nullptr;
+  model["fuse_unk"] = t.fuse_unk_;
+  model["byte_fallback"] = false;
+  model["ignore_merges"] = m.ignore_merges();
+  OJson vocab = OJson::object();
+  auto& entries = vocab.get_ref<OJson::object_t&>();
+  entries.reserve(m.size());
+  for (int32_t id = 0; id < m.id_limit(); ++id)
+    if (const std::string* tok = m.id_to_token(id)) entries.OJson::object_t::Container::emplace_back(*tok, id);
+  model["vocab"] = std::move(vocab);
+  // The "left right" string form is ambiguous when a token holds a space (never in byte-level
+  // vocabularies, where ' ' is 'Ġ'); fall back to the array form then.
+  bool any_space = false;
+  for (auto [a, b] : m.merges())
+    any_space = any_space || m.id_to_token(a)->find(' ') != std::string::npos ||
+                m.id_to_token(b)->find(' ') != std::string::npos;
+  OJson merges = OJson::array();
+  for (auto [a, b] : m.merges()) {
+    if (any_space) merges.push_back(OJson::array({*m.id_to_token(a), *m.id_to_token(b)}));
+    else merges.push_back(*m.id_to_token(a) + " " + *m.id_to_token(b));
+  }
+  model["merges"] = std::move(merges);
+  root["model"] = std::move(model);
+  try {
+    return root.dump(indent) + "\n";
+  } catch (const OJson::exception& e) {
+    throw ValueError(str_cat("[tokenizer] to_json: cannot serialize (an added token is not valid UTF-8?): ", e.what()));
+  }
+}
+
+Tokenizer Tokenizer::from_json(std::string_view json, const std::string& source) {
+  return TokenizerJson::read(json, source);
+}
+
+Tokenizer Tokenizer::from_file(const std::string& path) { return TokenizerJson::read(read_file(path), path); }
+
+std::string Tokenizer::to_json(int indent) const { return TokenizerJson::write(*this, indent); }
+
+void Tokenizer::save(const std::string& path) const { write_file_atomic(path, to_json()); }
+
+}  // namespace lmlab
