@@ -54,4 +54,8 @@ C_OURS=$(get cross_entropy_V32k "$OUT/cross_entropy.txt")
 C_PEER=$(get cross_entropy_V32k "$OUT/cross_entropy_peer.txt")
 bench_line cross_entropy_V32k "$(awk -v s="$C_OURS" 'BEGIN{print 4096/s}')" "$(awk -v s="$C_PEER" 'BEGIN{print 4096/s}')" rows/s
 
+# --- BPE training: 8k vocabulary on all of Brown; the bar is 30 s (ours = seconds, lower is better) ---
+"$BIN/bench_bpe_train" > "$OUT/bpe.txt"
+bench_line bpe_train_brown "$(get bpe_train_brown "$OUT/bpe.txt")" 30 s
+
 echo "# all BENCH lines: $OUT/bench_lines.txt"
