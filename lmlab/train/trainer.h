@@ -66,6 +66,8 @@ class Trainer {
   const TrainConfig& config() const { return cfg_; }
   int64_t step() const { return step_; }
   int64_t total_steps() const { return total_steps_; }
+  int64_t tokens() const { return tokens_; }
+  double elapsed_s() const { return elapsed_; }  // seconds trained, across resumes
   const std::vector<double>& losses() const { return losses_; }
 
   std::function<void(const StepInfo&)> on_step;

@@ -1,0 +1,93 @@
+// Training runs recorded in the registry.
+#include "lmlab/lab/train_run.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+namespace lmlab {
+
+std::string format_duration(double s) {
+  if (!std::isfinite(s) || s < 0) return "?";
+  int64_t t = int64_t(s + 0.5);
+  char buf[32];
+  if (t >= 3600) std::snprintf(buf, sizeof buf, "%lldh%02lldm", (long long)(t / 3600), (long long)(t % 3600 / 60));
+  else std::snprintf(buf, sizeof buf, "%lldm%02llds", (long long)(t / 60), (long long)(t % 60));
+  return buf;
+}
+
+TrainRunResult run_training(TrainConfig cfg, const TrainRunOptions& opt) {
+  RunRegistry reg = RunRegistry::open(opt.registry_path);
+  TrainRunResult res;
+  std::string commit = current_git_commit(".");
+  if (opt.resume_run > 0) {
+    RunInfo info = reg.get_run(opt.resume_run);
+    res.run_id = info.id;
+    cfg = TrainConfig::from_json(info.config_json, "run " + std::to_string(info.id) + " config");
+  } else {
+    res.run_id = reg.create_run(opt.name, "train", cfg.to_json(), commit);
+  }
+  if (opt.use_run_dir) cfg.out_dir = opt.runs_dir + "/" + std::to_string(res.run_id);
+  res.out_dir = cfg.out_dir;
+  std::filesystem::create_directories(cfg.out_dir);
+  Trainer tr(cfg);
+  res.parameters = tr.model().num_parameters();
+  if (opt.resume_run > 0) {
+    bool ok = tr.resume();
+    LMLAB_CHECK(ok, IoError, "[train] run ", opt.resume_run, " has no checkpoint under '", cfg.out_dir,
+                "/checkpoints' to resume from");
+    if (opt.log) opt.log(str_cat("resumed run ", res.run_id, " at step ", tr.step()));
+  } else if (opt.log) {
+    opt.log(str_cat("run ", res.run_id, ": ", res.parameters, " parameters, ", cfg.steps, " steps max",
+                    cfg.time_budget_s > 0 ? str_cat(", time budget ", format_duration(cfg.time_budget_s)) : "",
+                    " -> ", cfg.out_dir));
+  }
+  std::vector<std::pair<std::string, double>> pending;
+  tr.on_step = [&](const StepInfo& s) {
+    reg.log_metrics(res.run_id, s.step, {{"train/loss", s.loss}, {"train/lr", s.lr}, {"train/tokens_per_s", s.tokens_per_s}});
+    res.tokens_per_s = s.tokens_per_s;
+    if (opt.progress) {
+      char buf[256];
+      std::snprintf(buf, sizeof buf, "step %lld/%lld  loss %.4f  lr %.2e  %.0f tok/s  elapsed %s  ETA %s",
+                    (long long)s.step, (long long)s.total_steps, s.loss, s.lr, s.tokens_per_s,
+                    format_duration(s.elapsed_s).c_str(), format_duration(s.eta_s).c_str());
+      opt.progress(buf);
+    }
+  };
+  tr.on_eval = [&](const EvalInfo& e) {
+    reg.log_metrics(res.run_id, e.step, {{"val/loss", e.val_loss}, {"val/ppl", e.val_ppl}, {"val/bpb", e.val_bpb}});
+    res.final_eval = e;
+    if (opt.log) {
+      char buf[160];
+      std::snprintf(buf, sizeof buf, "eval @ %lld: val loss %.4f  ppl %.2f  bpb %.4f", (long long)e.step, e.val_loss,
+                    e.val_ppl, e.val_bpb);
+      opt.log(buf);
+    }
+  };
+  tr.on_checkpoint = [&](const std::string& path) {
+    reg.add_artifact(res.run_id, "checkpoint", path);
+    res.checkpoint = path;
+  };
+  bool finished = false;
+  try {
+    finished = tr.run();
+  } catch (const std::exception& e) {
+    reg.finish_run(res.run_id, "failed", nlohmann::json({{"error", e.what()}, {"step", tr.step()}}).dump());
+    throw;
+  }
+  res.status = finished ? "done" : "interrupted";
+  res.steps = tr.step();
+  res.tokens = tr.tokens();
+  res.seconds = tr.elapsed_s();
+  nlohmann::json summary = {{"steps", res.steps},       {"tokens", res.tokens},
+                            {"parameters", res.parameters}, {"val_loss", res.final_eval.val_loss},
+                            {"val_ppl", res.final_eval.val_ppl}, {"val_bpb", res.final_eval.val_bpb},
+                            {"tokens_per_s", res.tokens_per_s}, {"seconds", res.seconds},
+                            {"checkpoint", res.checkpoint}};
+  reg.finish_run(res.run_id, res.status, summary.dump());
+  return res;
+}
+
+}  // namespace lmlab

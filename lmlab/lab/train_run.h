@@ -1,0 +1,39 @@
+// A training run as the lab sees it: a row in the run registry (config, git commit, status), step
+// and eval metrics logged as they happen, checkpoints recorded as artefacts, a progress line for
+// the terminal, SIGINT -> checkpoint and status "interrupted", resume by run id.
+#pragma once
+#include <functional>
+#include <string>
+
+#include "lmlab/lab/registry.h"
+#include "lmlab/train/trainer.h"
+
+namespace lmlab {
+
+struct TrainRunResult {
+  int64_t run_id = 0;
+  std::string out_dir;
+  std::string status;  // done | interrupted | failed
+  EvalInfo final_eval;
+  int64_t steps = 0, tokens = 0;
+  double seconds = 0, tokens_per_s = 0;
+  int64_t parameters = 0;
+  std::string checkpoint;
+};
+
+struct TrainRunOptions {
+  std::string name = "train";
+  std::string registry_path = "runs/lmlab.db";
+  std::string runs_dir = "runs";     // the run's folder is runs_dir/<id> unless cfg.out_dir is set by the caller
+  int64_t resume_run = 0;            // > 0: continue that run from its newest checkpoint
+  bool use_run_dir = true;           // put checkpoints under runs_dir/<id>
+  std::function<void(const std::string&)> progress;  // progress lines (\r-updated in a terminal)
+  std::function<void(const std::string&)> log;       // other messages
+};
+
+TrainRunResult run_training(TrainConfig cfg, const TrainRunOptions& opt);
+
+// "12m03s", "1h02m"
+std::string format_duration(double seconds);
+
+}  // namespace lmlab
