@@ -15,6 +15,7 @@ struct CrossEntropyOptions {
   double label_smoothing = 0.0;  // in [0, 1]
   double z_loss = 0.0;           // >= 0
   Reduction reduction = Reduction::Mean;  // Mean divides by the number of non-ignored rows
+                                          // (all rows ignored: loss 0, where torch gives nan)
 };
 
 Tensor cross_entropy(const Tensor& logits, const Tensor& target, const CrossEntropyOptions& opt = {});
