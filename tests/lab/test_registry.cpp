@@ -182,10 +182,11 @@ TEST(Registry, ConcurrentThreadsWithOwnHandlesAndAReader) {
   };
   std::thread reader([&] {
     RunRegistry reg = RunRegistry::open(db_path);
-    while (!writers_done) {
+    // At least one read even when the writers finish before this thread is scheduled.
+    do {
       for (const RunInfo& r : reg.list_runs()) (void)reg.metric_series(r.id, "loss");
       ++reads;
-    }
+    } while (!writers_done);
   });
   std::thread w0(writer, 0), w1(writer, 1);
   w0.join();
