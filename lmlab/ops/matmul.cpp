@@ -76,14 +76,24 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in, std::optional<DType> out_d
                  const Tensor& A = s[0];
                  const Tensor& B = s[1];
                  Tensor gg = g.dtype() == A.dtype() ? g : g.to(A.dtype());
-                 Tensor ga = sum_to(matmul(gg, B.transpose(-1, -2)), sa);
-                 Tensor gb = sum_to(matmul(A.transpose(-1, -2), gg), sb);
+                 // bf16 operands: keep the f32 accumulator for the gradients (they flow on in f32).
+                 std::optional<DType> od;
+                 if (A.dtype() == DType::BF16) od = DType::F32;
+                 Tensor ga = sum_to(matmul(gg, B.transpose(-1, -2), od), sa);
+                 Tensor gb = sum_to(matmul(A.transpose(-1, -2), gg, od), sb);
                  return std::vector<Tensor>{ga, gb};
                });
   if (a1) out = out.squeeze(-2);
   if (b1) out = out.squeeze(-1);
   return out;
 }
+
+namespace {
+thread_local bool g_autocast = false;
+}
+bool autocast_bf16() { return g_autocast; }
+AutocastBF16::AutocastBF16(bool on) : prev_(g_autocast) { g_autocast = on; }
+AutocastBF16::~AutocastBF16() { g_autocast = prev_; }
 
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias) {
   check_defined(x, "linear", "x");
@@ -95,7 +105,9 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias) {
   // Flatten leading dims so one GEMM covers the whole batch: [R, K] @ [K, N].
   Shape lead(x.shape().begin(), x.shape().end() - 1);
   Tensor x2 = x.reshape({-1, x.size(-1)});
-  Tensor y = matmul(x2, w.transpose(0, 1));
+  Tensor y = autocast_bf16() && x2.dtype() == DType::F32 && w.dtype() == DType::F32
+                 ? matmul(x2.to(DType::BF16), w.to(DType::BF16).transpose(0, 1), DType::F32)
+                 : matmul(x2, w.transpose(0, 1));
   if (bias.defined()) {
     LMLAB_CHECK(bias.dim() == 1 && bias.size(0) == w.size(0), ShapeError, "[linear] bias must be [",
                 w.size(0), "], got ", shape_str(bias.shape()));

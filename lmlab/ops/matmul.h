@@ -12,7 +12,22 @@ namespace lmlab {
 // `out_dtype` only applies to bf16 inputs: bf16 (default) or f32 (keep the f32 accumulator).
 Tensor matmul(const Tensor& a, const Tensor& b, std::optional<DType> out_dtype = std::nullopt);
 // x [..., K] @ w[N, K]^T (+ bias [N]) -> [..., N]   (torch.nn.functional.linear)
+// Under AutocastBF16, f32 operands are cast to bf16 for the GEMM (AMX through oneDNN) with f32
+// output; gradients flow back through the casts to the f32 master tensors.
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias = Tensor());
+
+// Thread-local mixed-precision switch for linear() (torch.autocast(dtype=bfloat16) for matmuls).
+bool autocast_bf16();
+class AutocastBF16 {
+ public:
+  explicit AutocastBF16(bool on = true);
+  ~AutocastBF16();
+  AutocastBF16(const AutocastBF16&) = delete;
+  AutocastBF16& operator=(const AutocastBF16&) = delete;
+
+ private:
+  bool prev_;
+};
 
 namespace cpu {
 // Raw GEMM entry points (row-major), used by matmul and by fused kernels.
