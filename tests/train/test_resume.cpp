@@ -1,0 +1,188 @@
+// Exact resume: a run killed with SIGKILL mid-way and resumed from its last checkpoint produces
+// bit-identical losses to an uninterrupted run; a stop request (SIGINT in the CLI) checkpoints and
+// returns cleanly; corrupt checkpoints and configs give clear errors. The killed run is a child
+// process: this test binary re-executes itself in "child mode" (LMLAB_RESUME_CHILD set).
+#include <gtest/gtest.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include "lmlab/data/token_shard.h"
+#include "lmlab/io/safetensors.h"
+#include "lmlab/lmlab.h"
+#include "lmlab/train/checkpoint.h"
+#include "lmlab/train/trainer.h"
+
+extern char** environ;
+using namespace lmlab;
+namespace fs = std::filesystem;
+
+namespace {
+
+TrainConfig small_config(const std::string& dir) {
+  TrainConfig c;
+  c.model.vocab_size = 97;
+  c.model.hidden_size = 32;
+  c.model.intermediate_size = 64;
+  c.model.num_hidden_layers = 2;
+  c.model.num_attention_heads = 4;
+  c.model.num_key_value_heads = 2;
+  c.model.max_position_embeddings = 32;
+  c.train_data = dir + "/train.tok";
+  c.val_data = dir + "/train.tok";
+  c.batch_size = 4;
+  c.context = 32;
+  c.steps = 24;
+  c.warmup = 4;
+  c.lr = 3e-3;
+  c.eval_every = 0;
+  c.ckpt_every = 5;
+  c.keep_last = 2;
+  c.grad_accum = 2;
+  c.out_dir = dir + "/run";
+  return c;
+}
+
+void make_data(const std::string& dir) {
+  fs::create_directories(dir);
+  std::vector<uint32_t> ids(20000);
+  for (size_t i = 0; i < ids.size(); ++i) ids[i] = uint32_t((i * i + 7 * i) % 97);  // learnable structure
+  write_token_shard(dir + "/train.tok", ids, 97);
+}
+
+std::vector<double> read_losses(const std::string& path) {
+  std::vector<double> v;
+  std::ifstream f(path);
+  std::string line;
+  while (std::getline(f, line))
+    if (!line.empty()) v.push_back(std::strtod(line.c_str(), nullptr));  // hex floats: exact
+  return v;
+}
+
+}  // namespace
+
+// Child mode: trains from scratch (or resumes), appending each step's loss (hex float, exact) to
+// losses.txt; SIGKILLs itself after step LMLAB_KILL_AT.
+TEST(ResumeChild, TrainAndDie) {
+  const char* dir = std::getenv("LMLAB_RESUME_CHILD");
+  if (!dir) GTEST_SKIP() << "only runs as the child of Resume.KilledRunResumesBitIdentically";
+  int kill_at = std::atoi(std::getenv("LMLAB_KILL_AT"));
+  Trainer tr(small_config(dir));
+  tr.resume();
+  std::FILE* f = std::fopen((std::string(dir) + "/losses.txt").c_str(), "a");
+  tr.on_step = [&](const StepInfo& s) {
+    std::fprintf(f, "%a\n", tr.losses().back());
+    std::fflush(f);
+    if (s.step == kill_at) raise(SIGKILL);
+  };
+  tr.run();
+  std::fclose(f);
+}
+
+TEST(Resume, KilledRunResumesBitIdentically) {
+  std::string base = (fs::temp_directory_path() / ("lmlab_resume_" + std::to_string(getpid()))).string();
+  fs::remove_all(base);
+  std::string ref_dir = base + "/ref", kill_dir = base + "/kill";
+  make_data(ref_dir);
+  make_data(kill_dir);
+  // Uninterrupted reference, in this process.
+  std::vector<double> ref;
+  {
+    Trainer tr(small_config(ref_dir));
+    tr.run();
+    ref = tr.losses();
+  }
+  ASSERT_EQ(ref.size(), 24u);
+  // Child killed at step 13 (last complete checkpoint: step 10), then resumed in a second child.
+  auto run_child = [&](int kill_at) {
+    std::string self = fs::read_symlink("/proc/self/exe").string();
+    std::string filter = "--gtest_filter=ResumeChild.TrainAndDie";
+    char* argv[] = {self.data(), filter.data(), nullptr};
+    std::vector<std::string> env_s = {"LMLAB_RESUME_CHILD=" + kill_dir, "LMLAB_KILL_AT=" + std::to_string(kill_at)};
+    for (char** e = environ; *e; ++e) env_s.push_back(*e);
+    std::vector<char*> env;
+    for (auto& s : env_s) env.push_back(s.data());
+    env.push_back(nullptr);
+    pid_t pid;
+    EXPECT_EQ(posix_spawn(&pid, self.c_str(), nullptr, nullptr, argv, env.data()), 0);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return status;
+  };
+  int st = run_child(13);
+  ASSERT_TRUE(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL) << "child was expected to die by SIGKILL";
+  EXPECT_EQ(latest_checkpoint(kill_dir + "/run/checkpoints"), kill_dir + "/run/checkpoints/step-00000010");
+  // A half-written checkpoint left by a killed writer is ignored and cleaned up.
+  fs::create_directories(kill_dir + "/run/checkpoints/step-00000015.partial");
+  st = run_child(-1);
+  ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  EXPECT_FALSE(fs::exists(kill_dir + "/run/checkpoints/step-00000015.partial"));
+  std::vector<double> got = read_losses(kill_dir + "/losses.txt");
+  // steps 1..13 from the first child, 11..24 from the resumed one
+  ASSERT_EQ(got.size(), 13u + 14u);
+  for (size_t i = 0; i < 13; ++i) EXPECT_EQ(got[i], ref[i]) << "step " << i + 1;
+  for (size_t i = 0; i < 14; ++i) EXPECT_EQ(got[13 + i], ref[10 + i]) << "resumed step " << 11 + i;
+  fs::remove_all(base);
+}
+
+TEST(Resume, StopRequestCheckpointsAndReturns) {
+  std::string dir = (fs::temp_directory_path() / ("lmlab_stop_" + std::to_string(getpid()))).string();
+  fs::remove_all(dir);
+  make_data(dir);
+  TrainConfig c = small_config(dir);
+  c.ckpt_every = 0;
+  Trainer tr(c);
+  tr.on_step = [](const StepInfo& s) {
+    if (s.step == 7) Trainer::request_stop();
+  };
+  EXPECT_FALSE(tr.run());
+  Trainer::clear_stop();
+  EXPECT_EQ(tr.step(), 7);
+  EXPECT_EQ(latest_checkpoint(c.out_dir + "/checkpoints"), c.out_dir + "/checkpoints/step-00000007");
+  for (const char* f : {"config.json", "model.safetensors", "optimizer.safetensors", "lmlab.json"})
+    EXPECT_TRUE(fs::exists(c.out_dir + "/checkpoints/step-00000007/" + f)) << f;
+  fs::remove_all(dir);
+}
+
+TEST(Resume, CorruptCheckpointIsAClearError) {
+  std::string dir = (fs::temp_directory_path() / ("lmlab_corrupt_" + std::to_string(getpid()))).string();
+  fs::remove_all(dir);
+  make_data(dir);
+  TrainConfig c = small_config(dir);
+  c.steps = 5;
+  c.ckpt_every = 0;
+  {
+    Trainer tr(c);
+    tr.run();
+  }
+  std::string ck = c.out_dir + "/checkpoints/step-00000005";
+  fs::resize_file(ck + "/model.safetensors", fs::file_size(ck + "/model.safetensors") / 2);
+  Trainer tr2(c);
+  try {
+    tr2.resume();
+    FAIL() << "truncated checkpoint accepted";
+  } catch (const FormatError& e) {
+    EXPECT_NE(std::string(e.what()).find("model.safetensors"), std::string::npos) << e.what();
+  }
+  {
+    std::ofstream(ck + "/lmlab.json") << "{broken";
+  }
+  EXPECT_THROW(Trainer(c).resume(), FormatError);
+  fs::remove_all(dir);
+}
+
+TEST(TrainConfig, Validation) {
+  EXPECT_THROW(TrainConfig::from_json(R"({"steps": 10})"), ConfigError);  // no train_data
+  EXPECT_THROW(TrainConfig::from_json(R"({"train_data": "x", "batch_size": 0})"), ConfigError);
+  EXPECT_THROW(TrainConfig::from_json(R"({"train_data": "x", "learning_rate": 0.1})"), ConfigError);  // unknown
+  EXPECT_THROW(TrainConfig::from_json(R"({"train_data": "x", "lr": "fast"})"), ConfigError);
+  EXPECT_THROW(TrainConfig::from_json(R"({"train_data": "x", "precision": "fp8"})"), ConfigError);
+  EXPECT_THROW(TrainConfig::from_json(R"({"train_data": "x", "context": 100000})"), ConfigError);
+  TrainConfig ok = TrainConfig::from_json(R"({"train_data": "x", "steps": 7})");
+  EXPECT_EQ(TrainConfig::from_json(ok.to_json()).steps, 7);
+}
