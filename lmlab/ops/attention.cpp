@@ -216,6 +216,11 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const Attent
   cpu::AttentionParams p = validate(q, k, v, opt);
   const cpu::AttentionBlocks blocks = cpu::attention_blocks();
   Tensor out, lse;
+  std::vector<Tensor> inputs = {q, k, v, opt.mask};
+  const bool needs_grad = GradMode::enabled() && any_requires_grad(inputs);
+  // Decoding: a few queries over a cache view; no backward, so no logsumexp to keep.
+  if (!reference_mode() && !needs_grad && cpu::attention_decode_supported(q, k, v, p))
+    return cpu::attention_decode_forward(q, k, v, p);
   if (reference_mode()) {
     out = Tensor::empty({p.B, p.Hq, p.T, p.Dv}, q.dtype());
     lse = Tensor::empty({p.B, p.Hq, p.T}, q.dtype());
@@ -223,8 +228,7 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const Attent
   } else {
     std::tie(out, lse) = cpu::attention_forward(q, k, v, p, blocks);
   }
-  std::vector<Tensor> inputs = {q, k, v, opt.mask};
-  if (!GradMode::enabled() || !any_requires_grad(inputs)) return out;
+  if (!needs_grad) return out;
   const bool mask_grad = opt.mask.defined() && opt.mask.requires_grad();
   Tensor mask = p.mask;
   p.mask = Tensor();  // the node keeps it in `saved`, which release() frees

@@ -55,6 +55,11 @@ class ScopedAttentionBlocks {
   AttentionBlocks prev_;
 };
 
+// Decoding kernel (ops/cpu/attention_decode.cpp): a few f32 query rows over strided cache views,
+// without copying them; inference only (no lse, no backward).
+bool attention_decode_supported(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionParams& p);
+Tensor attention_decode_forward(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionParams& p);
+
 // Records the scratch of the latest forward/backward (read by attention_last_workspace_bytes()).
 void set_attention_workspace_bytes(size_t bytes);
 
