@@ -30,4 +30,8 @@ class Storage {
   Device device_ = Device::CPU;
 };
 
+// Frees the large blocks the allocator keeps for reuse (see storage.cpp), and how many bytes it holds.
+void release_cached_memory();
+size_t cached_memory_bytes();
+
 }  // namespace lmlab

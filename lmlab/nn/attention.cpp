@@ -1,27 +1,64 @@
 // Self-attention and SwiGLU MLP modules.
 #include "lmlab/nn/attention.h"
 
+#include "lmlab/core/node.h"
 #include "lmlab/ops/attention.h"
+#include "lmlab/ops/elementwise.h"
+#include "lmlab/ops/matmul.h"
 #include "lmlab/ops/swiglu.h"
 
 namespace lmlab {
+
+namespace {
+// One [sum(rows), in] buffer, each block drawn N(0, std^2) in order (the same values separate
+// Linears would draw from `gen`).
+Tensor fused_rows(int64_t in, const std::vector<int64_t>& rows, Generator& gen, double std) {
+  int64_t total = 0;
+  for (int64_t r : rows) total += r;
+  Tensor w = Tensor::empty({total, in});
+  int64_t at = 0;
+  for (int64_t r : rows) {
+    Tensor part = Tensor::randn({r, in}, gen);
+    mul_(part, std);
+    copy_(w.narrow(0, at, r), part);
+    at += r;
+  }
+  return w;
+}
+}  // namespace
 
 SelfAttention::SelfAttention(const AttentionConfig& c, Generator& gen, double std, double out_std) : cfg(c) {
   LMLAB_CHECK(c.n_heads > 0 && c.n_kv_heads > 0 && c.n_heads % c.n_kv_heads == 0, ConfigError,
               "[attention] num_attention_heads (", c.n_heads, ") must be a positive multiple of num_key_value_heads (",
               c.n_kv_heads, ")");
-  q_proj = register_module("q_proj", std::make_shared<Linear>(c.hidden, c.n_heads * c.head_dim, c.qkv_bias, gen, std));
-  k_proj = register_module("k_proj", std::make_shared<Linear>(c.hidden, c.n_kv_heads * c.head_dim, c.qkv_bias, gen, std));
-  v_proj = register_module("v_proj", std::make_shared<Linear>(c.hidden, c.n_kv_heads * c.head_dim, c.qkv_bias, gen, std));
+  int64_t nq = c.n_heads * c.head_dim, nkv = c.n_kv_heads * c.head_dim;
+  qkv_weight_ = fused_rows(c.hidden, {nq, nkv, nkv}, gen, std);
+  if (c.qkv_bias) qkv_bias_ = Tensor::zeros({nq + 2 * nkv});
+  auto part = [&](int64_t start, int64_t n) {
+    Tensor b = c.qkv_bias ? qkv_bias_.narrow(0, start, n).detach() : Tensor();
+    return std::make_shared<Linear>(qkv_weight_.narrow(0, start, n).detach(), b);
+  };
+  q_proj = register_module("q_proj", part(0, nq));
+  k_proj = register_module("k_proj", part(nq, nkv));
+  v_proj = register_module("v_proj", part(nq + nkv, nkv));
   o_proj = register_module("o_proj", std::make_shared<Linear>(c.n_heads * c.head_dim, c.hidden, false, gen, out_std));
 }
 
 Tensor SelfAttention::forward(const Tensor& x, int64_t pos_offset, KVCache* cache, const Tensor& positions,
                               const Tensor& mask) const {
   int64_t B = x.size(0), T = x.size(1), H = cfg.n_heads, Hkv = cfg.n_kv_heads, D = cfg.head_dim;
-  Tensor q = q_proj->forward(x).view({B, T, H, D});    // [B, T, H, D]
-  Tensor k = k_proj->forward(x).view({B, T, Hkv, D});  // [B, T, Hkv, D]
-  Tensor v = v_proj->forward(x).view({B, T, Hkv, D});  // [B, T, Hkv, D]
+  Tensor q, k, v;
+  if (!GradMode::enabled()) {
+    // Inference: one product over the fused q/k/v rows, then views of its column blocks.
+    Tensor qkv = linear(x, qkv_weight_, qkv_bias_);                              // [B, T, (H + 2 Hkv) D]
+    q = qkv.narrow(2, 0, H * D).reshape({B, T, H, D});                           // [B, T, H, D]
+    k = qkv.narrow(2, H * D, Hkv * D).reshape({B, T, Hkv, D});                   // [B, T, Hkv, D]
+    v = qkv.narrow(2, (H + Hkv) * D, Hkv * D).reshape({B, T, Hkv, D});           // [B, T, Hkv, D]
+  } else {
+    q = q_proj->forward(x).view({B, T, H, D});    // [B, T, H, D]
+    k = k_proj->forward(x).view({B, T, Hkv, D});  // [B, T, Hkv, D]
+    v = v_proj->forward(x).view({B, T, Hkv, D});  // [B, T, Hkv, D]
+  }
   if (positions.defined()) {
     q = rope(q, cfg.rope, positions).transpose(1, 2);  // [B, H, T, D]
     k = rope(k, cfg.rope, positions).transpose(1, 2);  // [B, Hkv, T, D]
@@ -40,13 +77,18 @@ Tensor SelfAttention::forward(const Tensor& x, int64_t pos_offset, KVCache* cach
   return o_proj->forward(y);
 }
 
-SwiGLUMLP::SwiGLUMLP(int64_t hidden, int64_t inter, Generator& gen, double std, double out_std) {
-  gate_proj = register_module("gate_proj", std::make_shared<Linear>(hidden, inter, false, gen, std));
-  up_proj = register_module("up_proj", std::make_shared<Linear>(hidden, inter, false, gen, std));
+SwiGLUMLP::SwiGLUMLP(int64_t hidden, int64_t inter, Generator& gen, double std, double out_std) : inter_(inter) {
+  gate_up_weight_ = fused_rows(hidden, {inter, inter}, gen, std);
+  gate_proj = register_module("gate_proj", std::make_shared<Linear>(gate_up_weight_.narrow(0, 0, inter).detach(), Tensor()));
+  up_proj = register_module("up_proj", std::make_shared<Linear>(gate_up_weight_.narrow(0, inter, inter).detach(), Tensor()));
   down_proj = register_module("down_proj", std::make_shared<Linear>(inter, hidden, false, gen, out_std));
 }
 
 Tensor SwiGLUMLP::forward(const Tensor& x) const {
+  if (!GradMode::enabled()) {
+    Tensor gu = linear(x, gate_up_weight_);  // [..., 2I]: one product over the fused rows
+    return down_proj->forward(swiglu(gu.narrow(-1, 0, inter_), gu.narrow(-1, inter_, inter_)));
+  }
   return down_proj->forward(swiglu(gate_proj->forward(x), up_proj->forward(x)));
 }
 

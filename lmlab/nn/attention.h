@@ -29,6 +29,11 @@ class SelfAttention : public Module {
                  const Tensor& mask = Tensor()) const;
   AttentionConfig cfg;
   std::shared_ptr<Linear> q_proj, k_proj, v_proj, o_proj;
+
+ private:
+  // q/k/v weights (and biases) are row slices of one buffer: training sees three HF-named
+  // parameters, inference runs one GEMM/GEMV over the fused rows (same storage, never stale).
+  Tensor qkv_weight_, qkv_bias_;
 };
 
 // SwiGLU feed-forward: down(silu(gate(x)) * up(x)) (Shazeer 2020; HF LlamaMLP).
@@ -37,6 +42,10 @@ class SwiGLUMLP : public Module {
   SwiGLUMLP(int64_t hidden, int64_t intermediate, Generator& gen, double std, double out_std);
   Tensor forward(const Tensor& x) const;
   std::shared_ptr<Linear> gate_proj, up_proj, down_proj;
+
+ private:
+  Tensor gate_up_weight_;  // gate rows then up rows, shared with gate_proj / up_proj (see SelfAttention)
+  int64_t inter_;
 };
 
 }  // namespace lmlab

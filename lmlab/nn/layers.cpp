@@ -17,6 +17,11 @@ Linear::Linear(int64_t in, int64_t out, bool has_bias, Generator& gen, double st
   if (has_bias) bias = register_parameter("bias", Tensor::zeros({out}, dtype));
 }
 
+Linear::Linear(Tensor w, Tensor b) : in_features(w.size(1)), out_features(w.size(0)) {
+  weight = register_parameter("weight", w);
+  if (b.defined()) bias = register_parameter("bias", b);
+}
+
 Tensor Linear::forward(const Tensor& x) const { return linear(x, weight, bias); }
 
 Embedding::Embedding(int64_t num, int64_t dim, Generator& gen, double std, DType dtype) {

@@ -10,6 +10,8 @@ class Linear : public Module {
  public:
   // Weights ~ N(0, std^2), bias zero.
   Linear(int64_t in, int64_t out, bool bias, Generator& gen, double std = 0.02, DType dtype = DType::F32);
+  // Wraps existing tensors (e.g. row slices of a fused weight, see SelfAttention); bias may be undefined.
+  Linear(Tensor weight, Tensor bias);
   Tensor forward(const Tensor& x) const;  // [..., in] -> [..., out]
   Tensor weight, bias;
   int64_t in_features, out_features;

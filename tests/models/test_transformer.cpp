@@ -2,6 +2,8 @@
 // decoding equals the full forward, cache fork/truncate, and an overfit-one-batch smoke test.
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "lmlab/lmlab.h"
 #include "lmlab/models/transformer.h"
 #include "lmlab/objectives/causal_lm.h"

@@ -70,6 +70,37 @@ void gemm_t(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A, int64
   }
 }
 
+// y[N] = x[K] @ B[K, N], with B stored row-major either as [K, N] (trans = false) or as its
+// transpose [N, K] (trans = true, e.g. a Linear weight), leading dimension ld.
+template <class T>
+void gemv_serial(bool trans, int64_t K, int64_t N, const T* B, int64_t ld, const T* x, T* y) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (trans) cblas_sgemv(CblasRowMajor, CblasNoTrans, blasint(N), blasint(K), 1.0f, B, blasint(ld), x, 1, 0.0f, y, 1);
+    else cblas_sgemv(CblasRowMajor, CblasTrans, blasint(K), blasint(N), 1.0f, B, blasint(ld), x, 1, 0.0f, y, 1);
+  } else {
+    if (trans) cblas_dgemv(CblasRowMajor, CblasNoTrans, blasint(N), blasint(K), 1.0, B, blasint(ld), x, 1, 0.0, y, 1);
+    else cblas_dgemv(CblasRowMajor, CblasTrans, blasint(K), blasint(N), 1.0, B, blasint(ld), x, 1, 0.0, y, 1);
+  }
+}
+
+// Splits the output columns over threads (each GEMV streams its own slice of the weights, so both
+// cores' caches and load ports serve a decode step); OpenBLAS runs serially inside the region.
+template <class T>
+void gemv_t(bool trans, int64_t K, int64_t N, const T* B, int64_t ld, const T* x, T* y) {
+  if (N * K < (1 << 15) || N < 64) {
+    gemv_serial<T>(trans, K, N, B, ld, x, y);
+    return;
+  }
+  int64_t nt = num_threads();
+  int64_t chunk = ((N + nt - 1) / nt + 15) / 16 * 16;
+  parallel_for(0, (N + chunk - 1) / chunk, 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t c = lo; c < hi; ++c) {
+      int64_t n0 = c * chunk, n = std::min(chunk, N - n0);
+      gemv_serial<T>(trans, K, n, trans ? B + n0 * ld : B + n0, ld, x, y + n0);
+    }
+  });
+}
+
 template <class T>
 void matmul_blas(const Operand& a, const Operand& b, const Shape& batch, int64_t M, int64_t N, int64_t K,
                  Tensor& out) {
@@ -88,6 +119,11 @@ void matmul_blas(const Operand& a, const Operand& b, const Shape& batch, int64_t
       rem /= batch[size_t(d)];
       oa += k * a.bstr[size_t(d)];
       ob += k * b.bstr[size_t(d)];
+    }
+    if (M == 1 && !a.trans) {
+      // A single row (decoding): GEMV reads the weights once, where GEMM would first pack them.
+      gemv_t<T>(b.trans, K, N, B + ob, b.ld, A + oa, C + z * N);
+      return;
     }
     gemm_t<T>(a.trans, b.trans, M, N, K, A + oa, a.ld, B + ob, b.ld, C + z * M * N, N);
   };

@@ -1,0 +1,23 @@
+// Loads a model for inference from a folder: a training run (runs/<id>: its newest checkpoint), a
+// checkpoint folder, or a Hugging Face model folder (config.json, model.safetensors, tokenizer.json).
+// Errors name the folder and the file that is missing or wrong.
+#pragma once
+#include <memory>
+#include <string>
+
+#include "lmlab/models/transformer.h"
+#include "lmlab/tokenizer/tokenizer.h"
+
+namespace lmlab {
+
+struct LoadedModel {
+  std::string folder;  // the resolved checkpoint / model folder
+  std::unique_ptr<Transformer> model;
+  std::unique_ptr<Tokenizer> tokenizer;
+};
+
+// The folder holding config.json for `path` (resolving runs/<id> and .../checkpoints).
+std::string resolve_model_folder(const std::string& path);
+LoadedModel load_model(const std::string& path);
+
+}  // namespace lmlab
