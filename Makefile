@@ -27,8 +27,13 @@ test: deps build asan
 bench: deps build
 	bash bench/run.sh $(BUILD)
 
+DEMO_MINUTES ?= 10
+
+# The main job: prepare Brown, train the tokenizer, train a ~10M-parameter model for DEMO_MINUTES
+# with a live progress line, print samples and the path of runs/<id>/report.html.
 demo: deps build
 	$(BUILD)/bin/lmlab info
+	$(BUILD)/bin/lmlab exp run brown-baseline --scale demo --minutes $(DEMO_MINUTES)
 
 clean:
 	rm -rf $(BUILD) build-asan

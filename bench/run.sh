@@ -54,6 +54,21 @@ C_OURS=$(get cross_entropy_V32k "$OUT/cross_entropy.txt")
 C_PEER=$(get cross_entropy_V32k "$OUT/cross_entropy_peer.txt")
 bench_line cross_entropy_V32k "$(awk -v s="$C_OURS" 'BEGIN{print 4096/s}')" "$(awk -v s="$C_PEER" 'BEGIN{print 4096/s}')" rows/s
 
+# --- training and decoding the Llama-style model (configs in bench/train_configs.h) ---
+"$BIN/bench_train" peak A B B_bf16 decode_A > "$OUT/train.txt"
+torch_peer bench/peer_train.py A B B_bf16 decode_A > "$OUT/train_peer.txt"
+PEAK=$(get sgemm_peak "$OUT/train.txt")
+for cfg in A B; do
+  ours=$(get train_$cfg "$OUT/train.txt"); peer=$(get train_$cfg "$OUT/train_peer.txt")
+  bench_line train_$cfg "$ours" "$peer" tokens/s
+  awk -v o="$ours" -v p="$peer" -v f="$(get train_$cfg.flops_per_token "$OUT/train.txt")" -v peak="$PEAK" \
+    'BEGIN { printf "# train_%s MFU vs the sgemm peak measured here (%.1f GFLOP/s): ours %.2f, PyTorch %.2f\n", "'$cfg'", peak, o*f/1e9/peak, p*f/1e9/peak }'
+done
+bench_line train_B_bf16 "$(get train_B_bf16 "$OUT/train.txt")" "$(get train_B "$OUT/train_peer.txt")" tokens/s
+awk -v o="$(get train_B_bf16 "$OUT/train.txt")" -v p="$(get train_B_bf16 "$OUT/train_peer.txt")" \
+  'BEGIN { printf "# train_B_bf16 for reference: PyTorch bf16 autocast %.0f tokens/s (ours / that = %.2f)\n", p, o/p }'
+bench_line decode_A "$(get decode_A "$OUT/train.txt")" "$(get decode_A "$OUT/train_peer.txt")" tokens/s
+
 # --- BPE training: 8k vocabulary on all of Brown; the bar is 30 s (ours = seconds, lower is better) ---
 "$BIN/bench_bpe_train" > "$OUT/bpe.txt"
 bench_line bpe_train_brown "$(get bpe_train_brown "$OUT/bpe.txt")" 30 s

@@ -34,6 +34,7 @@ void register_exp(CLI::App& app) {
     ctx.progress = progress_line;
     ExperimentResult r = run_experiment(name, ctx);
     progress_done();
+    for (const auto& h : r.highlights) std::printf("%s\n", h.c_str());
     std::printf("report: %s\n", r.report_html.c_str());
   });
 }

@@ -215,6 +215,12 @@ ExperimentResult run_lm_vs_ngram(ExperimentContext& ctx) {
   er.report_html = out + "/report.html";
   er.report_md = out + "/report.md";
   er.results_json = out + "/results.json";
+  er.highlights.push_back(str_cat("trained ", format_duration(tr.seconds), ": ", tr.steps, " steps, ", tr.tokens,
+                                  " tokens, ", tr.parameters, " parameters"));
+  er.highlights.push_back(str_cat("val loss (nats/token): model ", fmt(val_loss), "  bigram ", fmt(ng_val.bigram_loss),
+                                  "  unigram ", fmt(ng_val.unigram_loss), "  -> claim ",
+                                  val_loss < ng_val.bigram_loss ? "held" : "did not hold"));
+  for (auto& [p, t] : samples) er.highlights.push_back("sample: " + p + t);
   return er;
 }
 

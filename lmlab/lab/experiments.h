@@ -22,6 +22,7 @@ struct ExperimentContext {
 
 struct ExperimentResult {
   std::string out_dir, report_html, report_md, results_json;
+  std::vector<std::string> highlights;  // a few lines worth printing (headline numbers, samples)
 };
 
 struct ExperimentInfo {

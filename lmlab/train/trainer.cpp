@@ -11,6 +11,7 @@
 #include "lmlab/core/node.h"
 #include "lmlab/objectives/causal_lm.h"
 #include "lmlab/ops/elementwise.h"
+#include "lmlab/ops/matmul.h"
 #include "lmlab/train/checkpoint.h"
 
 namespace lmlab {
@@ -205,6 +206,8 @@ double Trainer::train_step() {
   double lr = sched_.at(step_);
   opt_->set_lr(lr);
   double loss_sum = 0;
+  // bf16 mixed precision: matmuls on bf16 copies (AMX), f32 master weights and optimizer state.
+  AutocastBF16 autocast(cfg_.precision == "bf16");
   for (int64_t m = 0; m < cfg_.grad_accum; ++m) {
     Batch b = loader_->next();
     Tensor loss = causal_lm_loss(*model_, b.inputs, b.targets);
