@@ -20,10 +20,17 @@ std::vector<float> last_logits(const Tensor& logits, int64_t b) {
   Tensor row = logits.select(0, b).select(0, logits.size(1) - 1);
   return row.contiguous().to_vector<float>();
 }
-bool ends_with_stop(const std::string& text, const std::vector<std::string>& stops) {
-  for (const auto& s : stops)
-    if (!s.empty() && text.size() >= s.size() && text.compare(text.size() - s.size(), s.size(), s) == 0) return true;
-  return false;
+// Earliest occurrence of any stop string in text[from..], or npos. Searching from just before the
+// newly appended piece finds a stop string that straddles two tokens.
+size_t find_stop(const std::string& text, const std::vector<std::string>& stops, size_t from = 0) {
+  size_t best = std::string::npos;
+  for (const auto& s : stops) {
+    if (s.empty()) continue;
+    size_t start = from >= s.size() - 1 ? from - (s.size() - 1) : 0;
+    size_t p = text.find(s, start);
+    if (p != std::string::npos && (best == std::string::npos || p < best)) best = p;
+  }
+  return best;
 }
 }  // namespace
 
@@ -70,8 +77,9 @@ std::vector<int64_t> generate(const Transformer& model, InferState& state, const
       break;
     }
     if (tok && !opt.stop.empty()) {
+      size_t before = text.size();
       text += tok->decode(std::vector<int32_t>{int32_t(next)});
-      if (ends_with_stop(text, opt.stop)) {
+      if (find_stop(text, opt.stop, before) != std::string::npos) {
         st.stop_reason = "stop";
         break;
       }
@@ -102,6 +110,8 @@ TextGeneration generate_text(const Transformer& model, const Tokenizer& tok, con
   // multi-byte characters split across tokens come out whole.
   std::vector<int32_t> produced;
   std::string emitted;
+  size_t hold = 0;  // bytes held back that could begin a stop string (never streamed if it completes)
+  for (const auto& s : opt.stop) hold = std::max(hold, s.empty() ? 0 : s.size() - 1);
   auto user_cb = opt.on_token;
   opt.on_token = [&](int64_t t) {
     produced.push_back(int32_t(t));
@@ -117,6 +127,7 @@ TextGeneration generate_text(const Transformer& model, const Tokenizer& tok, con
         int need = lead >= 0xF0 ? 3 : lead >= 0xE0 ? 2 : lead >= 0xC0 ? 1 : 0;
         if (need > back) end = i - 1;
       }
+      end = end > hold ? end - hold : 0;
       if (end > emitted.size() && all.compare(0, emitted.size(), emitted) == 0) {
         on_piece(all.substr(emitted.size(), end - emitted.size()));
         emitted = all.substr(0, end);
@@ -129,12 +140,10 @@ TextGeneration generate_text(const Transformer& model, const Tokenizer& tok, con
   r.tokens = generate(model, state, ids, opt, &r.stats, &tok);
   std::vector<int32_t> out32(r.tokens.begin(), r.tokens.end());
   r.text = tok.decode(out32, true);
-  if (r.stats.stop_reason == "stop")
-    for (const auto& s : opt.stop)
-      if (ends_with_stop(r.text, {s})) {
-        r.text.resize(r.text.size() - s.size());
-        break;
-      }
+  if (r.stats.stop_reason == "stop") {
+    size_t p = find_stop(r.text, opt.stop);
+    if (p != std::string::npos) r.text.resize(p);
+  }
   if (on_piece && r.text.size() > emitted.size() && r.text.compare(0, emitted.size(), emitted) == 0)
     on_piece(r.text.substr(emitted.size()));
   return r;

@@ -168,7 +168,7 @@ std::string Trainer::state_json() const {
   j["format_version"] = 1;
   j["step"] = step_;
   j["total_steps"] = total_steps_;
-  j["budget_fitted"] = budget_fitted_;
+  j["budget_fits"] = budget_fits_;
   j["warmup"] = sched_.warmup;
   j["tokens"] = tokens_;
   j["elapsed_s"] = elapsed_;
@@ -192,7 +192,7 @@ bool Trainer::resume() {
   opt_->load(ck + "/optimizer.safetensors");
   step_ = j.at("step").get<int64_t>();
   total_steps_ = j.at("total_steps").get<int64_t>();
-  budget_fitted_ = j.at("budget_fitted").get<bool>();
+  budget_fits_ = j.at("budget_fits").get<int>();
   tokens_ = j.at("tokens").get<int64_t>();
   elapsed_ = j.at("elapsed_s").get<double>();
   loader_->set_state({j["loader"]["seed"].get<uint64_t>(), j["loader"]["epoch"].get<uint64_t>(),
@@ -264,6 +264,7 @@ std::string Trainer::save() {
 bool Trainer::run() {
   double t_start = now_s(), elapsed0 = elapsed_;
   int64_t step0 = step_;
+  double t_step2 = 0, t_fit0 = 0;
   while (step_ < total_steps_) {
     if (stop_requested()) {
       elapsed_ = elapsed0 + (now_s() - t_start);
@@ -273,15 +274,18 @@ bool Trainer::run() {
     double loss = train_step();
     double t = now_s() - t_start;
     elapsed_ = elapsed0 + t;
-    // Fit the step count to the time budget once the first steps' speed is known (before warmup ends).
-    if (cfg_.time_budget_s > 0 && !budget_fitted_ && step_ - step0 >= 3) {
-      double per_step = t / double(step_ - step0);
-      int64_t fit = int64_t((cfg_.time_budget_s - elapsed0) / per_step) + step_;
+    // Fit the step count to the time budget from the speed of steps after the first two (which pay
+    // for allocation and warm-up): once at 10 steps, refined at 50, both early in the schedule.
+    if (cfg_.time_budget_s > 0 && budget_fits_ < 2 && step_ - step0 == (budget_fits_ == 0 ? 10 : 50)) {
+      if (step_ - step0 == 10) { t_fit0 = t_step2; }
+      double per_step = (t - t_fit0) / double(step_ - step0 - 2);
+      int64_t fit = int64_t((cfg_.time_budget_s - elapsed_) / per_step) + step_;
       total_steps_ = std::max<int64_t>(step_ + 1, std::min<int64_t>(cfg_.steps, fit));
       sched_.total = total_steps_;
-      sched_.warmup = std::min<int64_t>(sched_.warmup, std::max<int64_t>(1, total_steps_ / 10));
-      budget_fitted_ = true;
+      if (budget_fits_ == 0) sched_.warmup = std::min<int64_t>(sched_.warmup, std::max<int64_t>(1, total_steps_ / 10));
+      ++budget_fits_;
     }
+    if (step_ - step0 == 2) t_step2 = t;
     if (on_step && (step_ % cfg_.log_every == 0 || step_ == total_steps_)) {
       StepInfo s;
       s.step = step_;

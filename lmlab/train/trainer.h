@@ -83,7 +83,7 @@ class Trainer {
   CosineSchedule sched_;
   int64_t step_ = 0, total_steps_ = 0, tokens_ = 0;
   double elapsed_ = 0;     // seconds trained, carried across resumes
-  bool budget_fitted_ = false;
+  int budget_fits_ = 0;  // time-budget refits done (at 10 and 50 steps)
   std::vector<double> losses_;  // this process's step losses
 };
 

@@ -1,0 +1,179 @@
+// Generation: samplers (greedy, temperature, top-k, top-p, min-p, repetition penalty, seeding),
+// InferState fork/truncate, batched generation equal to one-by-one, stop strings, streaming,
+// prompts longer than the context.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <map>
+#include <set>
+
+#include "lmlab/infer/generate.h"
+#include "lmlab/lmlab.h"
+
+using namespace lmlab;
+
+namespace {
+TransformerConfig tiny() {
+  TransformerConfig c;
+  c.vocab_size = 50;
+  c.hidden_size = 32;
+  c.intermediate_size = 48;
+  c.num_hidden_layers = 2;
+  c.num_attention_heads = 4;
+  c.num_key_value_heads = 2;
+  c.max_position_embeddings = 48;
+  return c;
+}
+}  // namespace
+
+TEST(Sampler, GreedyAndFilters) {
+  std::vector<float> l = {0.0f, 3.0f, 1.0f, 2.9f, -5.0f};
+  SamplerConfig g;
+  g.temperature = 0;
+  Generator gen(1);
+  EXPECT_EQ(sample_token(l.data(), 5, {}, g, gen), 1);
+  // top-k 1 is greedy whatever the temperature
+  SamplerConfig k1;
+  k1.top_k = 1;
+  k1.temperature = 5.0;
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(sample_token(l.data(), 5, {}, k1, gen), 1);
+  // top-k 2: only tokens 1 and 3 ever appear
+  SamplerConfig k2;
+  k2.top_k = 2;
+  k2.top_p = 1.0;
+  k2.min_p = 0;
+  k2.temperature = 1.0;
+  std::set<int64_t> seen;
+  for (int i = 0; i < 200; ++i) seen.insert(sample_token(l.data(), 5, {}, k2, gen));
+  EXPECT_EQ(seen, (std::set<int64_t>{1, 3}));
+  // min-p 0.5 keeps tokens within half the top probability: 1 and 3 (e^-0.1 ~ 0.9), not 2 (e^-2)
+  SamplerConfig mp;
+  mp.top_k = 0;
+  mp.top_p = 1.0;
+  mp.min_p = 0.5;
+  seen.clear();
+  for (int i = 0; i < 200; ++i) seen.insert(sample_token(l.data(), 5, {}, mp, gen));
+  EXPECT_EQ(seen, (std::set<int64_t>{1, 3}));
+  // top-p 0.5: the top token alone already holds > 0.5 of the mass? p(1) = e^3/Z ~ 0.47 -> keep 1 and 3
+  SamplerConfig tp;
+  tp.top_k = 0;
+  tp.min_p = 0;
+  tp.top_p = 0.5;
+  seen.clear();
+  for (int i = 0; i < 200; ++i) seen.insert(sample_token(l.data(), 5, {}, tp, gen));
+  EXPECT_EQ(seen, (std::set<int64_t>{1, 3}));
+}
+
+TEST(Sampler, TemperatureMatchesSoftmaxAndSeedReproduces) {
+  std::vector<float> l = {1.0f, 2.0f, 0.0f};
+  SamplerConfig s;
+  s.top_k = 0;
+  s.top_p = 1.0;
+  s.min_p = 0;
+  s.temperature = 2.0;
+  Generator gen(5);
+  std::map<int64_t, int> cnt;
+  const int n = 20000;
+  for (int i = 0; i < n; ++i) cnt[sample_token(l.data(), 3, {}, s, gen)]++;
+  double z = std::exp(0.5) + std::exp(1.0) + 1.0;
+  EXPECT_NEAR(cnt[1] / double(n), std::exp(1.0) / z, 0.015);
+  EXPECT_NEAR(cnt[2] / double(n), 1.0 / z, 0.015);
+  Generator a(9), b(9);
+  for (int i = 0; i < 50; ++i) EXPECT_EQ(sample_token(l.data(), 3, {}, s, a), sample_token(l.data(), 3, {}, s, b));
+}
+
+TEST(Sampler, RepetitionPenaltyAndValidation) {
+  std::vector<float> l = {2.0f, 1.9f};
+  SamplerConfig g;
+  g.temperature = 0;
+  g.repetition_penalty = 1.5;
+  Generator gen(1);
+  EXPECT_EQ(sample_token(l.data(), 2, {0}, g, gen), 1);  // 2.0 / 1.5 < 1.9
+  SamplerConfig bad;
+  bad.top_p = 0;
+  EXPECT_THROW(bad.validate(), ConfigError);
+  bad = SamplerConfig();
+  bad.temperature = -1;
+  EXPECT_THROW(bad.validate(), ConfigError);
+}
+
+TEST(Generate, BatchedEqualsOneByOneAndStateForks) {
+  Transformer m(tiny(), 3);
+  std::vector<std::vector<int64_t>> prompts = {{1, 2, 3, 4, 5}, {7, 8}, {9, 10, 11}};
+  GenerateOptions o;
+  o.sampler.temperature = 0;
+  o.max_new_tokens = 8;
+  auto batch = generate_batch(m, prompts, o);
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    InferState st(m);
+    auto one = generate(m, st, prompts[i], o);
+    EXPECT_EQ(batch[i], one) << "row " << i;
+  }
+  // fork: two continuations of one prefix, each equal to a fresh run
+  InferState base(m);
+  generate(m, base, {4, 5, 6}, GenerateOptions{0, o.sampler, {}, -1, {}});
+  InferState a = base.fork(), b = base.fork();
+  GenerateOptions o2 = o;
+  o2.max_new_tokens = 4;
+  auto ra = generate(m, a, {7}, o2);
+  auto rb = generate(m, b, {8}, o2);
+  InferState fa(m), fb(m);
+  EXPECT_EQ(ra, generate(m, fa, {4, 5, 6, 7}, o2));
+  EXPECT_EQ(rb, generate(m, fb, {4, 5, 6, 8}, o2));
+  EXPECT_GT(a.bytes_per_token(), 0.0);
+  // truncate then continue equals a fresh run over the shorter prefix
+  a.truncate(2);
+  InferState fc(m);
+  EXPECT_EQ(generate(m, a, {9}, o2), generate(m, fc, {4, 5, 9}, o2));
+}
+
+TEST(Generate, StreamingCallbackStopsAndContextLimit) {
+  Transformer m(tiny(), 4);
+  GenerateOptions o;
+  o.sampler.temperature = 0;
+  o.max_new_tokens = 20;
+  int seen = 0;
+  o.on_token = [&](int64_t) { return ++seen < 5; };
+  InferState st(m);
+  GenerateStats stats;
+  auto out = generate(m, st, {1, 2}, o, &stats);
+  EXPECT_EQ(out.size(), 5u);
+  EXPECT_EQ(stats.stop_reason, "callback");
+  InferState st2(m);
+  std::vector<int64_t> longp(49, 3);
+  EXPECT_THROW(generate(m, st2, longp, GenerateOptions{}), ValueError);
+  GenerateOptions lim;
+  lim.sampler.temperature = 0;
+  lim.max_new_tokens = 100;
+  InferState st3(m);
+  auto r = generate(m, st3, std::vector<int64_t>(40, 2), lim, &stats);
+  EXPECT_EQ(stats.stop_reason, "context");
+  EXPECT_LE(st3.length(), 48);
+  (void)r;
+}
+
+TEST(Generate, TextStopStringsAndStreamedPiecesAddUp) {
+  std::vector<std::string> corpus = {"the cat sat on the mat. the dog sat on the log.", "stop here STOP and more"};
+  TrainOptions to;
+  to.vocab_size = 300;
+  to.special_tokens = {"<|endoftext|>"};
+  Tokenizer tok = Tokenizer::train(corpus, to);
+  TransformerConfig c = tiny();
+  c.vocab_size = tok.vocab_size();
+  Transformer m(c, 5);
+  GenerateOptions o;
+  o.sampler.temperature = 1.0;
+  o.sampler.seed = 3;
+  o.max_new_tokens = 30;
+  std::string streamed;
+  auto r = generate_text(m, tok, "the cat", o, [&](const std::string& p) { streamed += p; });
+  EXPECT_EQ(streamed, r.text);
+  // stop string: cut where the text first contains it
+  GenerateOptions os = o;
+  os.stop = {"e", "at"};
+  std::string streamed_s;
+  auto rs = generate_text(m, tok, "the cat", os, [&](const std::string& p) { streamed_s += p; });
+  EXPECT_EQ(rs.text.find('e'), std::string::npos);
+  EXPECT_EQ(rs.text.find("at"), std::string::npos);
+  EXPECT_EQ(streamed_s, rs.text);  // text that could start a stop string is held back, never streamed
+}
