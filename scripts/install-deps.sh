@@ -13,7 +13,7 @@ PKGS=(
   libdnnl-dev
   libomp-dev
   nlohmann-json3-dev libcli11-dev libfmt-dev libspdlog-dev
-  libsqlite3-dev libcpp-httplib-dev libzstd-dev
+  libsqlite3-dev sqlite3 libcpp-httplib-dev libzstd-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   libpcre2-dev
   gnuplot-nox

@@ -93,42 +93,35 @@ Tensor Tensor::arange(int64_t n, DType dtype) {
   return o;
 }
 
-Tensor Tensor::rand(const Shape& shape, Generator& gen, DType dtype) {
-  LMLAB_CHECK(dtype == DType::F32 || dtype == DType::F64, DTypeError, "[rand] unsupported dtype ", dtype_name(dtype));
-  Tensor t = empty(shape, dtype);
+namespace {
+// Fills a new f32/f64 tensor with draw(key, counter) at counter base + i: the values depend on the
+// generator state only, not on how parallel_for splits the range.
+template <class Draw>
+Tensor random_fill(const Shape& shape, Generator& gen, DType dtype, const char* op, Draw draw) {
+  LMLAB_CHECK(dtype == DType::F32 || dtype == DType::F64, DTypeError, "[", op, "] unsupported dtype ",
+              dtype_name(dtype), ": expected f32 or f64");
+  Tensor t = Tensor::empty(shape, dtype);
   int64_t n = t.numel();
   uint64_t base = gen.reserve(uint64_t(n)), key = gen.seed();
-  if (dtype == DType::F32) {
-    float* d = t.data<float>();
+  auto fill = [&](auto* d) {
     parallel_for(0, n, 4096, [&](int64_t lo, int64_t hi) {
-      for (int64_t i = lo; i < hi; ++i) d[i] = philox_uniform_f(key, base + uint64_t(i));
+      for (int64_t i = lo; i < hi; ++i) d[i] = static_cast<std::remove_pointer_t<decltype(d)>>(draw(key, base + uint64_t(i)));
     });
-  } else {
-    double* d = t.data<double>();
-    parallel_for(0, n, 4096, [&](int64_t lo, int64_t hi) {
-      for (int64_t i = lo; i < hi; ++i) d[i] = philox_uniform(key, base + uint64_t(i));
-    });
-  }
+  };
+  if (dtype == DType::F32) fill(t.data<float>());
+  else fill(t.data<double>());
   return t;
+}
+}  // namespace
+
+Tensor Tensor::rand(const Shape& shape, Generator& gen, DType dtype) {
+  if (dtype == DType::F32)
+    return random_fill(shape, gen, dtype, "rand", [](uint64_t k, uint64_t c) { return philox_uniform_f(k, c); });
+  return random_fill(shape, gen, dtype, "rand", [](uint64_t k, uint64_t c) { return philox_uniform(k, c); });
 }
 
 Tensor Tensor::randn(const Shape& shape, Generator& gen, DType dtype) {
-  LMLAB_CHECK(dtype == DType::F32 || dtype == DType::F64, DTypeError, "[randn] unsupported dtype ", dtype_name(dtype));
-  Tensor t = empty(shape, dtype);
-  int64_t n = t.numel();
-  uint64_t base = gen.reserve(uint64_t(n)), key = gen.seed();
-  if (dtype == DType::F32) {
-    float* d = t.data<float>();
-    parallel_for(0, n, 4096, [&](int64_t lo, int64_t hi) {
-      for (int64_t i = lo; i < hi; ++i) d[i] = float(philox_normal(key, base + uint64_t(i)));
-    });
-  } else {
-    double* d = t.data<double>();
-    parallel_for(0, n, 4096, [&](int64_t lo, int64_t hi) {
-      for (int64_t i = lo; i < hi; ++i) d[i] = philox_normal(key, base + uint64_t(i));
-    });
-  }
-  return t;
+  return random_fill(shape, gen, dtype, "randn", [](uint64_t k, uint64_t c) { return philox_normal(k, c); });
 }
 
 template <class T>

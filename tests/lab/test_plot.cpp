@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "lmlab/core/error.h"
+#include "tests/test_util.h"
 #include "lmlab/lab/plot.h"
 
 using namespace lmlab;
@@ -16,24 +17,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    path = fs::temp_directory_path() / ("lmlab_plot_" + std::to_string(::getpid()) + "_" + info->name());
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
-
-std::string slurp(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-}
+using lmlab::test::TempDir;
+using lmlab::test::slurp;
 
 // Only the SVG itself is left: no temporary scripts, logs or partial files.
 size_t files_in(const fs::path& dir) {

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "lmlab/core/error.h"
+#include "tests/test_util.h"
 #include "lmlab/lab/registry.h"
 
 using namespace lmlab;
@@ -21,21 +22,7 @@ namespace fs = std::filesystem;
 namespace {
 
 // A fresh folder per test, removed afterwards.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    path = fs::temp_directory_path() / ("lmlab_lab_" + std::to_string(::getpid()) + "_" + info->name());
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
-
+using lmlab::test::TempDir;
 template <class E, class F>
 std::string message_of(F&& f) {
   try {

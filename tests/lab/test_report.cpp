@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "lmlab/core/error.h"
+#include "tests/test_util.h"
 #include "lmlab/lab/plot.h"
 #include "lmlab/lab/report.h"
 
@@ -15,24 +16,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    path = fs::temp_directory_path() / ("lmlab_report_" + std::to_string(::getpid()) + "_" + info->name());
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
-
-std::string slurp(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-}
+using lmlab::test::TempDir;
+using lmlab::test::slurp;
 
 void write_text(const fs::path& p, const std::string& s) {
   fs::create_directories(p.parent_path());

@@ -7,21 +7,14 @@
 #include <limits>
 
 #include "lmlab/lmlab.h"
+#include "tests/test_util.h"
 #include "lmlab/ops/cpu/attention_kernels.h"
 
 using namespace lmlab;
 
 namespace {
 
-template <class E, class F>
-void expect_error(F&& f, const std::string& must_contain) {
-  try {
-    f();
-    ADD_FAILURE() << "expected an exception containing '" << must_contain << "'";
-  } catch (const E& e) {
-    EXPECT_NE(std::string(e.what()).find(must_contain), std::string::npos) << e.what();
-  }
-}
+using lmlab::test::expect_error;
 
 struct AttnRun {
   Tensor out, dq, dk, dv, dmask;

@@ -6,20 +6,13 @@
 #include <cmath>
 
 #include "lmlab/lmlab.h"
+#include "tests/test_util.h"
 
 using namespace lmlab;
 
 namespace {
 
-template <class E, class F>
-void expect_error(F&& f, const std::string& must_contain) {
-  try {
-    f();
-    ADD_FAILURE() << "expected an exception containing '" << must_contain << "'";
-  } catch (const E& e) {
-    EXPECT_NE(std::string(e.what()).find(must_contain), std::string::npos) << e.what();
-  }
-}
+using lmlab::test::expect_error;
 
 Tensor i64(const std::vector<int64_t>& v, const Shape& s) { return Tensor::from_vector(v, s); }
 Tensor i64(const std::vector<int64_t>& v) { return Tensor::from_vector(v); }

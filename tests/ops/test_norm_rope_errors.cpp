@@ -8,20 +8,13 @@
 #include <cmath>
 
 #include "lmlab/lmlab.h"
+#include "tests/test_util.h"
 
 using namespace lmlab;
 
 namespace {
 
-template <class E, class F>
-void expect_error(F&& f, const std::string& must_contain) {
-  try {
-    f();
-    ADD_FAILURE() << "expected an exception containing '" << must_contain << "'";
-  } catch (const E& e) {
-    EXPECT_NE(std::string(e.what()).find(must_contain), std::string::npos) << e.what();
-  }
-}
+using lmlab::test::expect_error;
 
 RopeConfig cfg_of(int64_t D, int64_t rot = 0, bool interleaved = false) {
   RopeConfig c;

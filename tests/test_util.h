@@ -1,0 +1,47 @@
+// Helpers shared by the GoogleTest files: expecting an lmlab error with a given message, a
+// per-test temporary folder, reading a file whole.
+#pragma once
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <string>
+
+namespace lmlab::test {
+
+// Runs f and expects an exception of type E whose message contains `must_contain`.
+template <class E, class F>
+void expect_error(F&& f, const std::string& must_contain) {
+  try {
+    f();
+    ADD_FAILURE() << "expected an exception containing '" << must_contain << "'";
+  } catch (const E& e) {
+    EXPECT_NE(std::string(e.what()).find(must_contain), std::string::npos) << e.what();
+  }
+}
+
+// A fresh folder named after the process and the running test, removed at scope exit.
+struct TempDir {
+  std::filesystem::path path;
+  explicit TempDir(const std::string& prefix = "lmlab") {
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    path = std::filesystem::temp_directory_path() /
+           (prefix + "_" + std::to_string(::getpid()) + "_" + (info ? info->name() : "global"));
+    std::filesystem::remove_all(path);
+    std::filesystem::create_directories(path);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+  std::string operator/(const std::string& name) const { return (path / name).string(); }
+};
+
+inline std::string slurp(const std::filesystem::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+}
+
+}  // namespace lmlab::test
