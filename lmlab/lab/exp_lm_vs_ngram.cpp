@@ -135,7 +135,7 @@ ExperimentResult run_lm_vs_ngram(ExperimentContext& ctx) {
   ps.title = "Brown: loss vs step";
   ps.xlabel = "optimizer step";
   ps.ylabel = "cross-entropy (nats/token)";
-  Series a{"train loss", {}, {}}, b{"val loss (20 batches)", {}, {}};
+  Series a{"train loss", {}, {}}, b{str_cat("val loss (", cfg.eval_batches, " batches)"), {}, {}};
   for (auto& [st, v] : train_loss) { a.x.push_back(double(st)); a.y.push_back(v); }
   for (auto& [st, v] : val_series) { b.x.push_back(double(st)); b.y.push_back(v); }
   ps.series = {a, b};
