@@ -21,7 +21,7 @@ run() {  # precision seed -> run id
     | sed -n 's/^run \([0-9]*\) .*/\1/p' | tail -1
 }
 summary() {  # run id
-  sqlite3 runs/lmlab.db "select printf('%.4f', avg(value)) from metrics where run=$1 and name='train/loss' and step > $STEPS - 20;" 2>/dev/null ||
+  sqlite3 runs/lmlab.db "select printf('%.4f', avg(value)) from metrics where run_id=$1 and name='train/loss' and step > $STEPS - 20;" 2>/dev/null ||
     echo "?"
 }
 f32=$(run f32 1); bf16=$(run bf16 1); f32b=$(run f32 2)
