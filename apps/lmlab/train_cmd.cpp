@@ -80,9 +80,9 @@ void register_train(CLI::App& app) {
     }
     TrainRunResult r = run_training(cfg, ro);
     progress_done();
-    std::printf("run %lld %s after %lld steps (%s); val loss %.4f; checkpoint %s\n", (long long)r.run_id,
-                r.status.c_str(), (long long)r.steps, format_duration(r.seconds).c_str(), r.final_eval.val_loss,
-                r.checkpoint.c_str());
+    std::string val = r.final_eval.step > 0 ? str_cat("; val loss ", r.final_eval.val_loss) : "; no evaluation";
+    std::printf("run %lld %s after %lld steps (%s)%s; checkpoint %s\n", (long long)r.run_id, r.status.c_str(),
+                (long long)r.steps, format_duration(r.seconds).c_str(), val.c_str(), r.checkpoint.c_str());
   });
 }
 
