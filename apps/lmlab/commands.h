@@ -14,6 +14,7 @@ void register_eval(CLI::App& app);
 void register_runs(CLI::App& app);
 void register_plot(CLI::App& app);
 void register_exp(CLI::App& app);
+void register_convert(CLI::App& app);
 
 // Progress line: rewritten in place on a terminal, printed every `every` calls otherwise.
 void progress_line(const std::string& line);

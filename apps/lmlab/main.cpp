@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   lmlab::app::register_runs(app);
   lmlab::app::register_plot(app);
   lmlab::app::register_exp(app);
+  lmlab::app::register_convert(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -6,6 +6,7 @@
 #include <map>
 
 #include "lmlab/io/safetensors.h"
+#include "lmlab/models/gguf_llama.h"
 
 namespace fs = std::filesystem;
 
@@ -30,6 +31,13 @@ std::string resolve_model_folder(const std::string& path) {
 
 LoadedModel load_model(const std::string& path) {
   LoadedModel lm;
+  if (path.size() > 5 && path.ends_with(".gguf")) {  // a llama.cpp GGUF file
+    GgufLlama g = load_gguf_llama(path);
+    lm.folder = path;
+    lm.model = std::move(g.model);
+    lm.tokenizer = std::move(g.tokenizer);
+    return lm;
+  }
   lm.folder = resolve_model_folder(path);
   TransformerConfig cfg = TransformerConfig::from_file(lm.folder + "/config.json");
   lm.model = std::make_unique<Transformer>(cfg);
