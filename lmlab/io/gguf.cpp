@@ -2,6 +2,8 @@
 // the bounds llama.cpp's gguf.cpp enforces (n_dims <= 4, known types, aligned offsets).
 #include "lmlab/io/gguf.h"
 
+#include "lmlab/io/mapped_file.h"
+
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -24,14 +26,6 @@ constexpr uint64_t kMaxString = 1ull << 30;  // 1 GiB
 constexpr uint32_t kMaxDims = 4;
 constexpr int kMaxArrayDepth = 8;
 constexpr uint64_t kMaxArray = 1ull << 24;  // elements per array (vocabularies are ~10^5..10^6)
-
-struct Mapping {
-  void* addr = nullptr;
-  size_t len = 0;
-  ~Mapping() {
-    if (addr && len) munmap(addr, len);
-  }
-};
 
 size_t scalar_size(GgufType t) {
   switch (t) {
@@ -217,41 +211,20 @@ bool GgufArray::operator==(const GgufArray& o) const { return elem == o.elem && 
 bool GgufValue::operator==(const GgufValue& o) const { return v == o.v; }
 
 GgufFile GgufFile::open(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  LMLAB_CHECK(fd >= 0, IoError, "[gguf] cannot open '", path, "': ", std::strerror(errno));
-  struct stat stt;
-  if (fstat(fd, &stt) != 0) {
-    int e = errno;
-    ::close(fd);
-    throw IoError(str_cat("[gguf] cannot stat '", path, "': ", std::strerror(e)));
-  }
-  size_t size = size_t(stt.st_size);
-  auto m = std::make_shared<Mapping>();
-  if (size > 0) {
-    void* a = mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (a == MAP_FAILED) {
-      int e = errno;
-      ::close(fd);
-      throw IoError(str_cat("[gguf] cannot map '", path, "': ", std::strerror(e)));
-    }
-    m->addr = a;
-    m->len = size;
-  }
-  ::close(fd);
+  MappedFile m = map_file(path, "gguf");
   GgufFile f;
   f.path_ = path;
-  f.map_ = m;
-  f.parse(static_cast<const char*>(m->addr), size);
+  f.map_ = m.owner;
+  f.parse(m.data, m.size);
   return f;
 }
 
 GgufFile GgufFile::from_bytes(const std::string& bytes, const std::string& name) {
-  auto buf = std::shared_ptr<char>(new char[bytes.size() + 1], std::default_delete<char[]>());
-  std::memcpy(buf.get(), bytes.data(), bytes.size());
+  MappedFile m = map_bytes(bytes);
   GgufFile f;
   f.path_ = name;
-  f.map_ = buf;
-  f.parse(buf.get(), bytes.size());
+  f.map_ = m.owner;
+  f.parse(m.data, m.size);
   return f;
 }
 

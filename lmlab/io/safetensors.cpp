@@ -1,6 +1,8 @@
 // safetensors reader (mmap, full validation) and atomic writer.
 #include "lmlab/io/safetensors.h"
 
+#include "lmlab/io/mapped_file.h"
+
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -40,52 +42,23 @@ bool st_dtype_from(const std::string& s, DType& out) {
   return true;
 }
 
-struct Mapping {
-  void* addr = nullptr;
-  size_t len = 0;
-  ~Mapping() {
-    if (addr && len) munmap(addr, len);
-  }
-};
-
 }  // namespace
 
 SafetensorsFile SafetensorsFile::open(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  LMLAB_CHECK(fd >= 0, IoError, "[safetensors] cannot open '", path, "': ", std::strerror(errno));
-  struct stat stt;
-  if (fstat(fd, &stt) != 0) {
-    int e = errno;
-    ::close(fd);
-    throw IoError(str_cat("[safetensors] cannot stat '", path, "': ", std::strerror(e)));
-  }
-  size_t size = size_t(stt.st_size);
-  auto m = std::make_shared<Mapping>();
-  if (size > 0) {
-    void* a = mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (a == MAP_FAILED) {
-      int e = errno;
-      ::close(fd);
-      throw IoError(str_cat("[safetensors] cannot map '", path, "': ", std::strerror(e)));
-    }
-    m->addr = a;
-    m->len = size;
-  }
-  ::close(fd);
+  MappedFile m = map_file(path, "safetensors");
   SafetensorsFile f;
   f.path_ = path;
-  f.map_ = m;
-  f.parse(static_cast<const char*>(m->addr), size);
+  f.map_ = m.owner;
+  f.parse(m.data, m.size);
   return f;
 }
 
 SafetensorsFile SafetensorsFile::from_bytes(const std::string& bytes, const std::string& name) {
-  auto buf = std::shared_ptr<char>(new char[bytes.size() + 1], std::default_delete<char[]>());
-  std::memcpy(buf.get(), bytes.data(), bytes.size());
+  MappedFile m = map_bytes(bytes);
   SafetensorsFile f;
   f.path_ = name;
-  f.map_ = buf;
-  f.parse(buf.get(), bytes.size());
+  f.map_ = m.owner;
+  f.parse(m.data, m.size);
   return f;
 }
 
