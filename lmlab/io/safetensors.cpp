@@ -1,7 +1,7 @@
 // safetensors reader (mmap, full validation) and atomic writer.
 #include "lmlab/io/safetensors.h"
 
-#include "lmlab/io/mapped_file.h"
+#include "lmlab/core/file.h"
 
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -172,41 +172,6 @@ std::string safetensors_bytes(const std::vector<std::pair<std::string, Tensor>>&
   out += hs;
   for (const auto& c : conts) out.append(static_cast<const char*>(c.raw_data()), c.nbytes());
   return out;
-}
-
-void write_file_atomic(const std::string& path, const std::string& bytes) {
-  std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  LMLAB_CHECK(fd >= 0, IoError, "[io] cannot create '", tmp, "': ", std::strerror(errno));
-  size_t done = 0;
-  while (done < bytes.size()) {
-    ssize_t w = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      int e = errno;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      throw IoError(str_cat("[io] write to '", tmp, "' failed: ", std::strerror(e)));
-    }
-    done += size_t(w);
-  }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
-    int e = errno;
-    ::unlink(tmp.c_str());
-    throw IoError(str_cat("[io] fsync/close of '", tmp, "' failed: ", std::strerror(e)));
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    int e = errno;
-    ::unlink(tmp.c_str());
-    throw IoError(str_cat("[io] rename '", tmp, "' -> '", path, "' failed: ", std::strerror(e)));
-  }
-  std::string dir = path.find('/') == std::string::npos ? "." : path.substr(0, path.rfind('/'));
-  if (dir.empty()) dir = "/";
-  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
 }
 
 void save_safetensors(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& tensors,

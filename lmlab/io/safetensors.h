@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "lmlab/core/file.h"  // write_file_atomic, read_text_file
 #include "lmlab/core/tensor.h"
 
 namespace lmlab {
@@ -51,7 +52,5 @@ std::string safetensors_bytes(const std::vector<std::pair<std::string, Tensor>>&
 // Loads every tensor (as owning copies) into a name -> tensor map.
 std::map<std::string, Tensor> load_safetensors(const std::string& path);
 
-// Writes `bytes` to `path` atomically (temp file in the same directory, fsync, rename, fsync dir).
-void write_file_atomic(const std::string& path, const std::string& bytes);
 
 }  // namespace lmlab

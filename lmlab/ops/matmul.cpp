@@ -72,7 +72,7 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in, std::optional<DType> out_d
   Tensor b = b1 ? b_in.unsqueeze(1) : b_in;
   Tensor out = matmul_nd(a, b, out_dtype);
   out = record(out, "matmul", {a, b}, {a.detach(), b.detach()},
-               [sa = a.shape(), sb = b.shape(), out_dtype](const Tensor& g, const std::vector<Tensor>& s) {
+               [sa = a.shape(), sb = b.shape()](const Tensor& g, const std::vector<Tensor>& s) {
                  const Tensor& A = s[0];
                  const Tensor& B = s[1];
                  Tensor gg = g.dtype() == A.dtype() ? g : g.to(A.dtype());

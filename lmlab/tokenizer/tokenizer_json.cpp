@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "lmlab/core/error.h"
+#include "lmlab/core/file.h"
 #include "lmlab/tokenizer/tokenizer.h"
 
 namespace lmlab {
@@ -240,49 +241,6 @@ OJson step_json(const PreTokenizerStep& s) {
   return j;
 }
 
-std::string read_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  LMLAB_CHECK(f.good(), IoError, "[tokenizer] cannot read '", path, "': ", std::strerror(errno));
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  LMLAB_CHECK(!f.bad(), IoError, "[tokenizer] read error on '", path, "'");
-  return ss.str();
-}
-
-// Temp file in the same directory, fsync, then rename: readers see the old or the new file, never
-// a torn one, even if the process dies mid-write.
-void write_file_atomic(const std::string& path, const std::string& data) {
-  static std::atomic<uint64_t> counter{0};
-  std::string tmp = str_cat(path, ".tmp.", getpid(), ".", counter++);
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  LMLAB_CHECK(fd >= 0, IoError, "[tokenizer] cannot write '", path, "': ", std::strerror(errno));
-  size_t off = 0;
-  while (off < data.size()) {
-    ssize_t n = ::write(fd, data.data() + off, data.size() - off);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      int e = errno;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      throw IoError(str_cat("[tokenizer] write failed on '", path, "': ", std::strerror(e)));
-    }
-    off += size_t(n);
-  }
-  bool ok = ::fsync(fd) == 0;
-  ok = (::close(fd) == 0) && ok;
-  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
-    int e = errno;
-    ::unlink(tmp.c_str());
-    throw IoError(str_cat("[tokenizer] cannot write '", path, "': ", std::strerror(e)));
-  }
-  std::string dir = path.find('/') == std::string::npos ? "." : path.substr(0, path.rfind('/') + 1);
-  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {  // best effort: makes the rename itself durable
-    ::fsync(dfd);
-    ::close(dfd);
-  }
-}
-
 }  // namespace
 
 struct TokenizerJson {
@@ -475,10 +433,12 @@ Tokenizer Tokenizer::from_json(std::string_view json, const std::string& source)
   return TokenizerJson::read(json, source);
 }
 
-Tokenizer Tokenizer::from_file(const std::string& path) { return TokenizerJson::read(read_file(path), path); }
+Tokenizer Tokenizer::from_file(const std::string& path) {
+  return TokenizerJson::read(read_text_file(path, "tokenizer"), path);
+}
 
 std::string Tokenizer::to_json(int indent) const { return TokenizerJson::write(*this, indent); }
 
-void Tokenizer::save(const std::string& path) const { write_file_atomic(path, to_json()); }
+void Tokenizer::save(const std::string& path) const { write_file_atomic(path, to_json(), "tokenizer"); }
 
 }  // namespace lmlab

@@ -43,14 +43,6 @@ std::vector<std::string> complete_checkpoints(const std::string& dir) {
 }
 }  // namespace
 
-std::string read_text_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  LMLAB_CHECK(f.good(), IoError, "[io] cannot read '", path, "'");
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
 std::string save_checkpoint(const std::string& dir, int64_t step, const CheckpointData& d, int keep_last) {
   LMLAB_CHECK(d.model != nullptr, ValueError, "[checkpoint] no model to save");
   fs::create_directories(dir);

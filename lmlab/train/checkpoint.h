@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "lmlab/core/file.h"  // read_text_file
 #include "lmlab/models/transformer.h"
 #include "lmlab/train/optim.h"
 
@@ -27,7 +28,5 @@ std::string latest_checkpoint(const std::string& dir);
 // Loads model weights (strict) from a checkpoint or HF folder's model.safetensors. FormatError /
 // ShapeError name the file and tensor.
 void load_model_weights(Transformer& model, const std::string& folder);
-// Reads a whole small file (IoError names it).
-std::string read_text_file(const std::string& path);
 
 }  // namespace lmlab

@@ -168,6 +168,20 @@ SGD::SGD(std::vector<ParamGroup> groups, SGDOptions opt) : Optimizer(std::move(g
 SGD::SGD(const std::vector<Tensor>& params, SGDOptions opt)
     : SGD(std::vector<ParamGroup>{ParamGroup{params, opt.lr, opt.weight_decay}}, opt) {}
 
+namespace {
+template <class T>
+void sgd_kernel(T* p, const T* g, T* buf, int64_t n, bool first, double lr, double wd, const SGDOptions& o) {
+  for (int64_t k = 0; k < n; ++k) {
+    T gk = g[k] + T(wd) * p[k];
+    if (buf) {
+      buf[k] = first ? gk : T(o.momentum) * buf[k] + T(1 - o.dampening) * gk;
+      gk = o.nesterov ? gk + T(o.momentum) * buf[k] : buf[k];
+    }
+    p[k] -= T(lr) * gk;
+  }
+}
+}  // namespace
+
 void SGD::step() {
   NoGrad ng;
   ++step_;
@@ -175,40 +189,18 @@ void SGD::step() {
     auto& grp = groups_[gi];
     for (size_t i = 0; i < grp.params.size(); ++i) {
       Tensor& p = grp.params[i];
-      Tensor g0 = grad_of(p);
-      if (!g0.defined()) continue;
-      Tensor d = Tensor::empty(p.shape(), p.dtype());
-      copy_into(d, g0);
+      Tensor d = grad_of(p);  // contiguous, in the parameter's dtype; read only
+      if (!d.defined()) continue;
       // Momentum buffer semantics of torch.optim.SGD: buf = g on the first step, then mom*buf + (1-damp)*g.
-      if (p.dtype() == DType::F32) {
-        float* pp = p.data<float>();
-        float* dp = d.data<float>();
-        bool first = !buf_[gi][i].defined();
-        if (opt_.momentum != 0 && first) buf_[gi][i] = Tensor::zeros(p.shape(), p.dtype());
-        float* bp = opt_.momentum != 0 ? buf_[gi][i].data<float>() : nullptr;
-        for (int64_t k = 0; k < p.numel(); ++k) {
-          float gk = dp[k] + float(grp.weight_decay) * pp[k];
-          if (bp) {
-            bp[k] = first ? gk : float(opt_.momentum) * bp[k] + float(1 - opt_.dampening) * gk;
-            gk = opt_.nesterov ? gk + float(opt_.momentum) * bp[k] : bp[k];
-          }
-          pp[k] -= float(grp.lr) * gk;
-        }
-      } else {
-        double* pp = p.data<double>();
-        double* dp = d.data<double>();
-        bool first = !buf_[gi][i].defined();
-        if (opt_.momentum != 0 && first) buf_[gi][i] = Tensor::zeros(p.shape(), p.dtype());
-        double* bp = opt_.momentum != 0 ? buf_[gi][i].data<double>() : nullptr;
-        for (int64_t k = 0; k < p.numel(); ++k) {
-          double gk = dp[k] + grp.weight_decay * pp[k];
-          if (bp) {
-            bp[k] = first ? gk : opt_.momentum * bp[k] + (1 - opt_.dampening) * gk;
-            gk = opt_.nesterov ? gk + opt_.momentum * bp[k] : bp[k];
-          }
-          pp[k] -= grp.lr * gk;
-        }
-      }
+      bool first = !buf_[gi][i].defined();
+      if (opt_.momentum != 0 && first) buf_[gi][i] = Tensor::zeros(p.shape(), p.dtype());
+      if (p.dtype() == DType::F32)
+        sgd_kernel<float>(p.data<float>(), d.data<float>(), opt_.momentum != 0 ? buf_[gi][i].data<float>() : nullptr,
+                          p.numel(), first, grp.lr, grp.weight_decay, opt_);
+      else
+        sgd_kernel<double>(p.data<double>(), d.data<double>(),
+                           opt_.momentum != 0 ? buf_[gi][i].data<double>() : nullptr, p.numel(), first, grp.lr,
+                           grp.weight_decay, opt_);
     }
   }
 }
