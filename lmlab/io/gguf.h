@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "lmlab/core/tensor.h"
-#include "lmlab/io/quant.h"
+#include "lmlab/core/quant.h"
 
 namespace lmlab {
 

@@ -8,7 +8,7 @@
 #include <filesystem>
 
 #include "lmlab/io/gguf.h"
-#include "lmlab/io/quant.h"
+#include "lmlab/core/quant.h"
 #include "lmlab/lmlab.h"
 
 using namespace lmlab;

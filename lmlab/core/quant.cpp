@@ -1,6 +1,6 @@
 // Block quantization kernels for ggml's Q4_0, Q8_0, Q4_K and Q6_K formats (layouts of
 // llama.cpp ggml-common.h block_q4_0/q8_0/q4_K/q6_K; dequantization as in ggml-quants.c).
-#include "lmlab/io/quant.h"
+#include "lmlab/core/quant.h"
 
 #include <algorithm>
 #include <cmath>

@@ -1,0 +1,53 @@
+// Products with block-quantized weights (ggml's Q8_0 / Q4_0 / Q4_K / Q6_K layouts, core/quant.h),
+// as llama.cpp runs them on a CPU: the activations are quantized to 8 bits on the fly (Q8_0 blocks
+// of 32 for Q8_0/Q4_0 weights, Q8_K blocks of 256 for the K-quants) and every output is an integer
+// dot product of weight and activation blocks, scaled per block. F32 / F16 / BF16 matrices are
+// accepted too (dense path). Inference only: no gradients flow through a QMatrix.
+#pragma once
+#include <memory>
+
+#include "lmlab/core/quant.h"
+#include "lmlab/core/tensor.h"
+
+namespace lmlab {
+
+// A [rows, cols] weight matrix stored row-major in ggml blocks (each row is ggml_row_size(type, cols)
+// bytes; cols must be a multiple of the block size). `bytes` keeps the memory alive: an owned buffer
+// or a mapped file (zero-copy GGUF loading).
+struct QMatrix {
+  GgmlType type = GgmlType::F32;
+  int64_t rows = 0, cols = 0;
+  std::shared_ptr<const uint8_t> bytes;
+
+  size_t row_bytes() const { return ggml_row_size(type, cols); }
+  size_t nbytes() const { return row_bytes() * size_t(rows); }
+  const uint8_t* row(int64_t r) const { return bytes.get() + size_t(r) * row_bytes(); }
+
+  // Quantizes a 2-D f32/bf16/f16 tensor (contiguous or not). Throws ValueError when cols is not a
+  // multiple of the type's block size.
+  static QMatrix quantize(const Tensor& w, GgmlType type);
+  // Wraps existing bytes (checked: size must equal rows * row_bytes).
+  static QMatrix wrap(GgmlType type, int64_t rows, int64_t cols, std::shared_ptr<const uint8_t> bytes,
+                      size_t size);
+  // Rows of several matrices of the same type and cols, stacked (fused q/k/v or gate/up).
+  static QMatrix concat_rows(const std::vector<const QMatrix*>& parts);
+  // f32 [rows, cols].
+  Tensor dequantize() const;
+};
+
+// x [..., K] (f32) times w^T, w [N, K] -> [..., N] f32, plus bias [N] when defined. Small row
+// counts (decoding) run quantized dot products; larger ones may take a faster path when it gives
+// the same result within the activation-quantization error (see docs/LM.md).
+Tensor qlinear(const Tensor& x, const QMatrix& w, const Tensor& bias = Tensor());
+
+// Reference: dequantize the weight to f32 and multiply in f64 accumulation, activations unquantized.
+Tensor qlinear_reference(const Tensor& x, const QMatrix& w, const Tensor& bias = Tensor());
+
+namespace cpu {
+// Raw entry: y[m, n] = sum_k x[m, k] * w[n, k] for row-major x [M, K] (ldx) and y [M, N] (ldy).
+void qgemm(const QMatrix& w, const float* x, int64_t M, int64_t ldx, float* y, int64_t ldy);
+// The name of the kernel set in use: "avx512vnni", "avx512", "avx2" or "portable".
+const char* qgemm_isa();
+}  // namespace cpu
+
+}  // namespace lmlab
