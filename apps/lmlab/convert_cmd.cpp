@@ -1,5 +1,5 @@
-// `lmlab convert IN OUT [--type f32|f16|bf16]`: a Hugging Face Llama folder -> .gguf, or a .gguf ->
-// folder, decided by the extensions (lmlab/models/gguf_llama.h; llama.cpp's GGUF tensor layout).
+// `lmlab convert IN OUT [--type f32|f16|bf16]`: a Hugging Face model folder -> .gguf, or a .gguf ->
+// folder, decided by the extensions (lmlab/models/gguf_model.h; llama.cpp's GGUF tensor layout).
 #include <cstdio>
 #include <memory>
 #include <optional>
@@ -7,12 +7,12 @@
 
 #include "apps/lmlab/commands.h"
 #include "lmlab/core/error.h"
-#include "lmlab/models/gguf_llama.h"
+#include "lmlab/models/gguf_model.h"
 
 namespace lmlab::app {
 
 void register_convert(CLI::App& app) {
-  auto* cmd = app.add_subcommand("convert", "Convert a Llama HF model folder to .gguf or a .gguf to a folder");
+  auto* cmd = app.add_subcommand("convert", "Convert an HF model folder (Llama, Mistral, Qwen2, Qwen3, Qwen3-MoE) to .gguf or a .gguf to a folder");
   struct Opts {
     std::string in, out, type;
   };

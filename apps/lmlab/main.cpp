@@ -20,6 +20,9 @@ int main(int argc, char** argv) {
   lmlab::app::register_plot(app);
   lmlab::app::register_exp(app);
   lmlab::app::register_convert(app);
+  lmlab::app::register_tokenize(app);
+  lmlab::app::register_quantize(app);
+  lmlab::app::register_logits(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -157,6 +157,99 @@ void quantize_row_q8_0(const float* x, void* blocks, int64_t n) {
 // block_q4_K: f16 d, f16 dmin, 12 bytes of packed 6-bit scales and mins for 8 sub-blocks of 32,
 // 128 bytes of nibbles. Each 64 values use 32 bytes: low nibbles are sub-block 2k, high 2k+1;
 // x = d*sc*q - dmin*m.
+// Sub-block fits for the K-quants. Plain min/max scaling wastes levels on one outlier; instead a
+// few candidate scales around it are tried, each followed by the least-squares refit of (scale, min)
+// for the chosen levels, and the smallest squared error wins (the idea of ggml's make_qkx2_quants
+// and make_qx_quants, written independently and unweighted).
+
+namespace {
+
+// 32 values -> x ~= scale * q - min, q in 0..15, scale >= 0, min >= 0.
+void fit_affine_4bit(const float* x, float& scale, float& min) {
+  float lo = 0.f, hi = 0.f;  // lo <= 0: min is stored unsigned
+  for (int l = 0; l < 32; ++l) {
+    lo = std::min(lo, x[l]);
+    hi = std::max(hi, x[l]);
+  }
+  scale = (hi - lo) / 15.f;
+  min = -lo;
+  if (hi <= lo) return;
+  auto err_of = [&](float a, float m) {
+    float e = 0.f;
+    for (int l = 0; l < 32; ++l) {
+      int q = a > 0.f ? std::clamp(nearest((x[l] + m) / a), 0, 15) : 0;
+      float r = a * float(q) - m - x[l];
+      e += r * r;
+    }
+    return e;
+  };
+  float best = err_of(scale, min);
+  for (int t = -10; t <= 10; ++t) {
+    const float iscale = (15.f + 0.1f * float(t)) / (hi - lo);
+    float sl = 0, sx = 0, sll = 0, slx = 0;
+    for (int l = 0; l < 32; ++l) {
+      const float q = float(std::clamp(nearest((x[l] - lo) * iscale), 0, 15));
+      sl += q;
+      sx += x[l];
+      sll += q * q;
+      slx += q * x[l];
+    }
+    const float den = 32.f * sll - sl * sl;
+    if (den <= 0.f) continue;
+    float a = (32.f * slx - sl * sx) / den, b = (sx - a * sl) / 32.f;  // x ~= a q + b
+    if (b > 0.f) {  // min must be >= 0: refit the scale alone with b = 0
+      b = 0.f;
+      a = sll > 0.f ? slx / sll : 0.f;
+    }
+    if (a <= 0.f) continue;
+    const float e = err_of(a, -b);
+    if (e < best) {
+      best = e;
+      scale = a;
+      min = -b;
+    }
+  }
+}
+
+// 16 values -> x ~= scale * q, q in -32..31; returns the (signed) scale.
+float fit_symmetric_6bit(const float* x) {
+  float amax = 0.f, mx = 0.f;
+  for (int l = 0; l < 16; ++l)
+    if (std::fabs(x[l]) > amax) {
+      amax = std::fabs(x[l]);
+      mx = x[l];
+    }
+  if (amax == 0.f) return 0.f;
+  float best_scale = mx / -32.f, best = 0.f;
+  for (int l = 0; l < 16; ++l) {
+    float r = best_scale * float(std::clamp(nearest(x[l] / best_scale), -32, 31)) - x[l];
+    best += r * r;
+  }
+  for (int t = -9; t <= 9; ++t) {
+    const float iscale = -(32.f + 0.1f * float(t)) / mx;
+    float sll = 0, slx = 0;
+    for (int l = 0; l < 16; ++l) {
+      const float q = float(std::clamp(nearest(x[l] * iscale), -32, 31));
+      sll += q * q;
+      slx += q * x[l];
+    }
+    if (sll <= 0.f) continue;
+    const float sc = slx / sll;
+    float e = 0.f;
+    for (int l = 0; l < 16; ++l) {
+      float r = sc * float(std::clamp(nearest(x[l] / sc), -32, 31)) - x[l];
+      e += r * r;
+    }
+    if (e < best) {
+      best = e;
+      best_scale = sc;
+    }
+  }
+  return best_scale;
+}
+
+}  // namespace
+
 void dequantize_row_q4_K(const void* blocks, float* out, int64_t n) {
   LMLAB_ASSERT(n % kQK_K == 0);
   const uint8_t* b = static_cast<const uint8_t*>(blocks);
@@ -182,13 +275,7 @@ void quantize_row_q4_K(const float* x, void* blocks, int64_t n) {
     float sub_scale[8], sub_min[8];  // x ~= sub_scale*q - sub_min with q in 0..15, sub_min >= 0
     float max_scale = 0.f, max_min = 0.f;
     for (int s = 0; s < 8; ++s) {
-      float lo = 0.f, hi = 0.f;
-      for (int l = 0; l < 32; ++l) {
-        lo = std::min(lo, x[32 * s + l]);
-        hi = std::max(hi, x[32 * s + l]);
-      }
-      sub_scale[s] = (hi - lo) / 15.f;
-      sub_min[s] = -lo;
+      fit_affine_4bit(x + 32 * s, sub_scale[s], sub_min[s]);
       max_scale = std::max(max_scale, sub_scale[s]);
       max_min = std::max(max_min, sub_min[s]);
     }
@@ -257,16 +344,10 @@ void quantize_row_q6_K(const float* x, void* blocks, int64_t n) {
   LMLAB_ASSERT(n % kQK_K == 0);
   uint8_t* b = static_cast<uint8_t*>(blocks);
   for (int64_t i = 0; i < n / kQK_K; ++i, b += kQ6_KBytes, x += kQK_K) {
-    float sub_scale[16];  // signed: the largest-magnitude value maps to q = -32
+    float sub_scale[16];  // signed: the largest-magnitude value maps near q = -32
     float max_abs_scale = 0.f, max_scale = 0.f;
     for (int s = 0; s < 16; ++s) {
-      float amax = 0.f, mx = 0.f;
-      for (int l = 0; l < 16; ++l)
-        if (std::fabs(x[16 * s + l]) > amax) {
-          amax = std::fabs(x[16 * s + l]);
-          mx = x[16 * s + l];
-        }
-      sub_scale[s] = mx / -32.f;
+      sub_scale[s] = fit_symmetric_6bit(x + 16 * s);
       if (std::fabs(sub_scale[s]) > max_abs_scale) {
         max_abs_scale = std::fabs(sub_scale[s]);
         max_scale = sub_scale[s];

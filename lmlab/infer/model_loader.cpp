@@ -5,8 +5,8 @@
 #include <filesystem>
 #include <map>
 
-#include "lmlab/io/safetensors.h"
-#include "lmlab/models/gguf_llama.h"
+#include "lmlab/io/hf.h"
+#include "lmlab/models/gguf_model.h"
 
 namespace fs = std::filesystem;
 
@@ -32,20 +32,19 @@ std::string resolve_model_folder(const std::string& path) {
 LoadedModel load_model(const std::string& path) {
   LoadedModel lm;
   if (path.size() > 5 && path.ends_with(".gguf")) {  // a llama.cpp GGUF file
-    GgufLlama g = load_gguf_llama(path);
+    GgufModel g = load_gguf_model(path);
     lm.folder = path;
     lm.model = std::move(g.model);
     lm.tokenizer = std::move(g.tokenizer);
     return lm;
   }
   lm.folder = resolve_model_folder(path);
-  TransformerConfig cfg = TransformerConfig::from_file(lm.folder + "/config.json");
+  HfFolder hf = HfFolder::open(lm.folder);  // config.json, weights (single or sharded), tokenizer files
+  TransformerConfig cfg = TransformerConfig::from_json(hf.config_json, hf.config_path);
   lm.model = std::make_unique<Transformer>(cfg);
-  std::string wpath = lm.folder + "/model.safetensors";
-  LMLAB_CHECK(fs::exists(wpath), IoError, "[model] '", lm.folder, "' has no model.safetensors");
-  SafetensorsFile f = SafetensorsFile::open(wpath);
+  const std::string& wpath = hf.weights.source();
   std::map<std::string, Tensor> sd;
-  for (const auto& n : f.names()) sd[n] = f.get(n);
+  for (const auto& n : hf.weights.names()) sd[n] = hf.weights.get(n);
   if (cfg.tie_word_embeddings) sd.erase("lm_head.weight");  // some HF exports keep the tied copy
   try {
     lm.model->load_state_dict(sd, true);
@@ -53,11 +52,12 @@ LoadedModel load_model(const std::string& path) {
     throw FormatError(str_cat("[model] '", wpath, "': ", e.what()));
   }
   lm.model->train(false);
-  std::string tpath = lm.folder + "/tokenizer.json";
-  if (fs::exists(tpath)) {
-    lm.tokenizer = std::make_unique<Tokenizer>(Tokenizer::from_file(tpath));
+  if (hf.tokenizer_json) {
+    lm.tokenizer = std::make_unique<Tokenizer>(Tokenizer::from_file(*hf.tokenizer_json));
     if (!lm.tokenizer->eos_id() && cfg.eos_token_id >= 0) lm.tokenizer->set_eos_id(int32_t(cfg.eos_token_id));
   }
+  lm.generation = std::move(hf.generation);
+  lm.tokenizer_config = std::move(hf.tokenizer_config);
   return lm;
 }
 

@@ -1,10 +1,13 @@
 // Loads a model for inference from a folder: a training run (runs/<id>: its newest checkpoint), a
-// checkpoint folder, or a Hugging Face model folder (config.json, model.safetensors, tokenizer.json).
+// checkpoint folder, a Hugging Face model folder (config.json, model.safetensors or shards with
+// model.safetensors.index.json, tokenizer.json, tokenizer_config.json, generation_config.json), or a
+// .gguf file.
 // Errors name the folder and the file that is missing or wrong.
 #pragma once
 #include <memory>
 #include <string>
 
+#include "lmlab/io/hf.h"
 #include "lmlab/models/transformer.h"
 #include "lmlab/tokenizer/tokenizer.h"
 
@@ -14,6 +17,9 @@ struct LoadedModel {
   std::string folder;  // the resolved checkpoint / model folder
   std::unique_ptr<Transformer> model;
   std::unique_ptr<Tokenizer> tokenizer;
+  // From generation_config.json / tokenizer_config.json when the folder has them (unset otherwise).
+  HfGenerationConfig generation;
+  HfTokenizerConfig tokenizer_config;
 };
 
 // The folder holding config.json for `path` (resolving runs/<id> and .../checkpoints).

@@ -403,6 +403,10 @@ std::span<const uint8_t> GgufFile::raw(const std::string& name) const {
   return {reinterpret_cast<const uint8_t*>(data_ + ti.offset), ti.nbytes};
 }
 
+std::shared_ptr<const uint8_t> GgufFile::raw_shared(const std::string& name) const {
+  return std::shared_ptr<const uint8_t>(map_, raw(name).data());
+}
+
 Tensor GgufFile::get_tensor(const std::string& name, DType want) const {
   const GgufTensorInfo& ti = info(name);
   LMLAB_CHECK(want == DType::F32 || want == DType::F16 || want == DType::BF16, FormatError, "[gguf] '", path_,
@@ -423,7 +427,10 @@ Tensor GgufFile::get_tensor(const std::string& name, DType want) const {
   }
   Tensor t = Tensor::empty(ti.shape, DType::F32);
   ggml_dequantize(ti.type, p, static_cast<float*>(t.raw_data()), t.numel());
-  return want == DType::F32 ? t : t.to(want);
+  if (want == DType::F32) return t;
+  Tensor c = Tensor::empty(ti.shape, want);  // core's copy_into converts; io links core only
+  copy_into(c, t);
+  return c;
 }
 
 void GgufWriter::set(const std::string& key, GgufValue value) {
@@ -474,11 +481,19 @@ void GgufWriter::add_tensor(const std::string& name, const Tensor& t, std::optio
   }
   GgmlType type = as.value_or(native);
   if (type == native) {
-    Tensor c = t.is_contiguous() ? t : t.detach().contiguous();
+    Tensor c = t;
+    if (!t.is_contiguous()) {
+      c = Tensor::empty(t.shape(), t.dtype());
+      copy_into(c, t);
+    }
     add_quantized(name, t.shape(), type, std::string(static_cast<const char*>(c.raw_data()), c.nbytes()));
     return;
   }
-  Tensor f = t.dtype() == DType::F32 && t.is_contiguous() ? t : t.detach().to(DType::F32).contiguous();
+  Tensor f = t;
+  if (t.dtype() != DType::F32 || !t.is_contiguous()) {
+    f = Tensor::empty(t.shape(), DType::F32);
+    copy_into(f, t);
+  }
   int64_t inner = t.shape().empty() ? 1 : t.shape().back();
   LMLAB_CHECK(inner % ggml_block_size(type) == 0, ValueError, "[gguf] tensor '", name, "': innermost dim ", inner,
               " is not a multiple of the ", ggml_type_name(type), " block size ", ggml_block_size(type));

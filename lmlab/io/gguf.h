@@ -86,6 +86,8 @@ class GgufFile {
   Tensor get_tensor(const std::string& name, DType want = DType::F32) const;
   // The stored bytes of a tensor (any type, quantized blocks included).
   std::span<const uint8_t> raw(const std::string& name) const;
+  // The same bytes as a pointer that keeps the file mapping alive (zero-copy weights).
+  std::shared_ptr<const uint8_t> raw_shared(const std::string& name) const;
   const std::string& path() const { return path_; }
 
  private:

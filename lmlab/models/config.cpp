@@ -1,5 +1,7 @@
-// TransformerConfig <-> Hugging Face config.json (LlamaForCausalLM, MistralForCausalLM,
-// Qwen2ForCausalLM fields), with validation that names the offending field.
+// TransformerConfig <-> Hugging Face config.json (LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM,
+// Qwen3ForCausalLM, Qwen3MoeForCausalLM fields), with validation that names the offending field.
+#include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -8,13 +10,55 @@
 
 namespace lmlab {
 
+namespace {
+const char* kLlama = "LlamaForCausalLM";
+const char* kMistral = "MistralForCausalLM";
+const char* kQwen2 = "Qwen2ForCausalLM";
+const char* kQwen3 = "Qwen3ForCausalLM";
+const char* kQwen3Moe = "Qwen3MoeForCausalLM";
+
+std::string supported_list() {
+  std::string out;
+  for (const auto& a : TransformerConfig::supported_architectures()) out += (out.empty() ? "" : ", ") + a;
+  return out;
+}
+}  // namespace
+
+const std::vector<std::string>& TransformerConfig::supported_architectures() {
+  static const std::vector<std::string> a = {kLlama, kMistral, kQwen2, kQwen3, kQwen3Moe};
+  return a;
+}
+
+bool TransformerConfig::has_qk_norm() const { return architecture == kQwen3 || architecture == kQwen3Moe; }
+
+bool TransformerConfig::is_moe_layer(int64_t i) const {
+  if (num_experts <= 0 || decoder_sparse_step <= 0) return false;
+  if (std::find(mlp_only_layers.begin(), mlp_only_layers.end(), i) != mlp_only_layers.end()) return false;
+  return (i + 1) % decoder_sparse_step == 0;
+}
+
+MoEConfig TransformerConfig::moe_config() const {
+  MoEConfig m;
+  m.hidden = hidden_size;
+  m.num_experts = num_experts;
+  m.top_k = num_experts_per_tok;
+  m.expert_intermediate = moe_intermediate_size;
+  m.norm_topk_prob = norm_topk_prob;
+  m.router = scoring_func == "sigmoid" ? MoEConfig::Router::Sigmoid : MoEConfig::Router::Softmax;
+  m.routed_scaling_factor = routed_scaling_factor;
+  m.num_shared_experts = n_shared_experts;
+  return m;
+}
+
 void TransformerConfig::validate() const {
   auto pos = [](int64_t v, const char* f) {
     LMLAB_CHECK(v > 0, ConfigError, "[config] ", f, " must be positive, got ", v);
   };
+  const auto& archs = supported_architectures();
+  LMLAB_CHECK(std::find(archs.begin(), archs.end(), architecture) != archs.end(), ConfigError,
+              "[config] architecture '", architecture, "' is not supported (supported: ", supported_list(), ")");
   pos(vocab_size, "vocab_size");
   pos(hidden_size, "hidden_size");
-  pos(intermediate_size, "intermediate_size");
   pos(num_hidden_layers, "num_hidden_layers");
   pos(num_attention_heads, "num_attention_heads");
   pos(num_key_value_heads, "num_key_value_heads");
@@ -31,13 +75,43 @@ void TransformerConfig::validate() const {
   LMLAB_CHECK(sliding_window >= 0, ConfigError, "[config] sliding_window must be >= 0, got ", sliding_window);
   LMLAB_CHECK(initializer_range > 0, ConfigError, "[config] initializer_range must be positive, got ",
               initializer_range);
+  // MoE fields
+  LMLAB_CHECK(num_experts >= 0, ConfigError, "[config] num_experts must be >= 0 (0 = dense), got ", num_experts);
+  LMLAB_CHECK(num_experts == 0 || architecture == kQwen3Moe, ConfigError, "[config] num_experts = ", num_experts,
+              " needs architecture ", kQwen3Moe, " (got ", architecture, ")");
+  bool any_dense = false;
+  if (num_experts > 0) {
+    pos(num_experts_per_tok, "num_experts_per_tok");
+    LMLAB_CHECK(num_experts_per_tok <= num_experts, ConfigError, "[config] num_experts_per_tok (", num_experts_per_tok,
+                ") must not exceed num_experts (", num_experts, ")");
+    pos(moe_intermediate_size, "moe_intermediate_size");
+    pos(decoder_sparse_step, "decoder_sparse_step");
+    for (int64_t l : mlp_only_layers)
+      LMLAB_CHECK(l >= 0 && l < num_hidden_layers, ConfigError, "[config] mlp_only_layers entry ", l,
+                  " is not a layer index in [0, ", num_hidden_layers, ")");
+    LMLAB_CHECK(scoring_func == "softmax" || scoring_func == "sigmoid", ConfigError, "[config] scoring_func '",
+                scoring_func, "' is not supported (expected softmax or sigmoid)");
+    LMLAB_CHECK(n_shared_experts >= 0, ConfigError, "[config] n_shared_experts must be >= 0, got ", n_shared_experts);
+    LMLAB_CHECK(std::isfinite(routed_scaling_factor) && routed_scaling_factor > 0, ConfigError,
+                "[config] routed_scaling_factor must be positive, got ", routed_scaling_factor);
+    LMLAB_CHECK(router_aux_loss_coef >= 0, ConfigError, "[config] router_aux_loss_coef must be >= 0, got ",
+                router_aux_loss_coef);
+    for (int64_t l = 0; l < num_hidden_layers; ++l) any_dense |= !is_moe_layer(l);
+  } else {
+    any_dense = true;
+  }
+  // Qwen3-30B-A3B lists an intermediate_size although no layer is dense; only dense layers need it.
+  if (any_dense) pos(intermediate_size, "intermediate_size");
 }
 
 std::string TransformerConfig::to_json() const {
   nlohmann::ordered_json j;
   j["architectures"] = {architecture};
-  j["model_type"] = architecture == "MistralForCausalLM" ? "mistral"
-                    : architecture == "Qwen2ForCausalLM" ? "qwen2" : "llama";
+  j["model_type"] = architecture == kMistral ? "mistral"
+                    : architecture == kQwen2  ? "qwen2"
+                    : architecture == kQwen3  ? "qwen3"
+                    : architecture == kQwen3Moe ? "qwen3_moe"
+                                                : "llama";
   j["vocab_size"] = vocab_size;
   j["hidden_size"] = hidden_size;
   j["intermediate_size"] = intermediate_size;
@@ -64,12 +138,31 @@ std::string TransformerConfig::to_json() const {
       r["beta_slow"] = rope_scaling.beta_slow;
       r["original_max_position_embeddings"] = rope_scaling.original_max_position;
       if (rope_scaling.attention_factor > 0) r["attention_factor"] = rope_scaling.attention_factor;
+      if (!rope_scaling.truncate) r["truncate"] = false;
     }
     j["rope_scaling"] = r;
   }
   j["tie_word_embeddings"] = tie_word_embeddings;
-  j["attention_bias"] = attention_bias;
+  // Qwen2's bias is implied by the architecture; its config.json has no attention_bias field.
+  if (architecture != kQwen2) j["attention_bias"] = attention_bias;
   j["sliding_window"] = sliding_window > 0 ? nlohmann::ordered_json(sliding_window) : nlohmann::ordered_json(nullptr);
+  if (architecture == kQwen2 || architecture == kQwen3 || architecture == kQwen3Moe) {
+    j["use_sliding_window"] = sliding_window > 0;
+    j["max_window_layers"] = 0;  // HF Qwen: layers >= max_window_layers slide; lmlab slides all or none
+  }
+  if (architecture == kQwen3Moe) {
+    j["num_experts"] = num_experts;
+    j["num_experts_per_tok"] = num_experts_per_tok;
+    j["moe_intermediate_size"] = moe_intermediate_size;
+    j["norm_topk_prob"] = norm_topk_prob;
+    j["decoder_sparse_step"] = decoder_sparse_step;
+    j["mlp_only_layers"] = mlp_only_layers;
+    j["router_aux_loss_coef"] = router_aux_loss_coef;
+    j["output_router_logits"] = output_router_logits;
+    if (scoring_func != "softmax") j["scoring_func"] = scoring_func;
+    if (n_shared_experts > 0) j["n_shared_experts"] = n_shared_experts;
+    if (routed_scaling_factor != 1.0) j["routed_scaling_factor"] = routed_scaling_factor;
+  }
   j["hidden_act"] = "silu";
   j["initializer_range"] = initializer_range;
   if (bos_token_id >= 0) j["bos_token_id"] = bos_token_id;
@@ -106,11 +199,9 @@ TransformerConfig TransformerConfig::from_json(const std::string& text, const st
     LMLAB_CHECK(j["architectures"].is_array() && !j["architectures"].empty() && j["architectures"][0].is_string(),
                 ConfigError, "[config] '", source, "' field 'architectures' must be a list of names");
     c.architecture = j["architectures"][0].get<std::string>();
-    const std::string& a = c.architecture;
-    LMLAB_CHECK(a == "LlamaForCausalLM" || a == "MistralForCausalLM" || a == "Qwen2ForCausalLM", ConfigError,
-                "[config] '", source, "' architecture '", a,
-                "' is not supported by this model class (expected LlamaForCausalLM, MistralForCausalLM or "
-                "Qwen2ForCausalLM)");
+    const auto& archs = supported_architectures();
+    LMLAB_CHECK(std::find(archs.begin(), archs.end(), c.architecture) != archs.end(), ConfigError, "[config] '",
+                source, "' architecture '", c.architecture, "' is not supported (supported: ", supported_list(), ")");
   }
   get_int("vocab_size", c.vocab_size, true);
   get_int("hidden_size", c.hidden_size, true);
@@ -125,8 +216,20 @@ TransformerConfig TransformerConfig::from_json(const std::string& text, const st
   get_num("rope_theta", c.rope_theta);
   get_num("initializer_range", c.initializer_range);
   get_int("sliding_window", c.sliding_window, false);
-  if (j.contains("use_sliding_window") && j["use_sliding_window"].is_boolean() && !j["use_sliding_window"].get<bool>())
-    c.sliding_window = 0;  // Qwen2 lists a window but disables it
+  if (j.contains("use_sliding_window") && j["use_sliding_window"].is_boolean()) {
+    if (!j["use_sliding_window"].get<bool>()) {
+      c.sliding_window = 0;  // Qwen2/3 list a window but disable it
+    } else if (c.sliding_window > 0) {
+      // HF Qwen: layers i >= max_window_layers slide (default 28); lmlab slides every layer or none.
+      int64_t mwl = 28;
+      get_int("max_window_layers", mwl, false);
+      if (mwl >= c.num_hidden_layers) c.sliding_window = 0;
+      else
+        LMLAB_CHECK(mwl <= 0, ConfigError, "[config] '", source, "' max_window_layers = ", mwl,
+                    " mixes full and sliding-window layers, which lmlab does not support (0 or >= ",
+                    c.num_hidden_layers, " layers)");
+    }
+  }
   if (j.contains("bos_token_id") && j["bos_token_id"].is_number_integer()) c.bos_token_id = j["bos_token_id"];
   if (j.contains("eos_token_id") && j["eos_token_id"].is_number_integer()) c.eos_token_id = j["eos_token_id"];
   if (j.contains("tie_word_embeddings")) {
@@ -136,8 +239,44 @@ TransformerConfig TransformerConfig::from_json(const std::string& text, const st
   } else {
     c.tie_word_embeddings = false;  // HF's default for Llama
   }
-  if (j.contains("attention_bias") && j["attention_bias"].is_boolean()) c.attention_bias = j["attention_bias"];
-  if (c.architecture == "Qwen2ForCausalLM") c.attention_bias = true;
+  auto get_bool = [&](const char* f, bool& dst) {
+    if (!j.contains(f) || j[f].is_null()) return;
+    LMLAB_CHECK(j[f].is_boolean(), ConfigError, "[config] '", source, "' field '", f, "' must be true or false, got ",
+                j[f].dump());
+    dst = j[f].get<bool>();
+  };
+  get_bool("attention_bias", c.attention_bias);
+  if (c.architecture == kQwen2) c.attention_bias = true;  // Qwen2Attention: q/k/v always biased
+  if (c.architecture == kQwen3Moe) {
+    // HF Qwen3MoeConfig defaults for absent fields
+    c.num_experts = 128;
+    c.num_experts_per_tok = 8;
+    c.moe_intermediate_size = 768;
+    c.norm_topk_prob = false;
+    c.decoder_sparse_step = 1;
+    get_int("num_experts", c.num_experts, false);
+    get_int("num_experts_per_tok", c.num_experts_per_tok, false);
+    get_int("moe_intermediate_size", c.moe_intermediate_size, false);
+    get_int("decoder_sparse_step", c.decoder_sparse_step, false);
+    get_bool("norm_topk_prob", c.norm_topk_prob);
+    get_bool("output_router_logits", c.output_router_logits);
+    get_num("router_aux_loss_coef", c.router_aux_loss_coef);
+    if (j.contains("mlp_only_layers") && !j["mlp_only_layers"].is_null()) {
+      const auto& m = j["mlp_only_layers"];
+      LMLAB_CHECK(m.is_array(), ConfigError, "[config] '", source, "' field 'mlp_only_layers' must be a list of layer indices");
+      for (const auto& v : m) {
+        LMLAB_CHECK(v.is_number_integer(), ConfigError, "[config] '", source,
+                    "' field 'mlp_only_layers' must hold integers, got ", v.dump());
+        c.mlp_only_layers.push_back(v.get<int64_t>());
+      }
+    }
+    if (j.contains("scoring_func") && !j["scoring_func"].is_null()) {
+      LMLAB_CHECK(j["scoring_func"].is_string(), ConfigError, "[config] '", source, "' field 'scoring_func' must be a string");
+      c.scoring_func = j["scoring_func"].get<std::string>();
+    }
+    get_int("n_shared_experts", c.n_shared_experts, false);
+    get_num("routed_scaling_factor", c.routed_scaling_factor);
+  }
   if (j.contains("hidden_act") && j["hidden_act"].is_string()) {
     std::string act = j["hidden_act"];
     LMLAB_CHECK(act == "silu" || act == "swish", ConfigError, "[config] '", source, "' hidden_act '", act,
@@ -167,6 +306,20 @@ TransformerConfig TransformerConfig::from_json(const std::string& text, const st
     num("attention_factor", c.rope_scaling.attention_factor);
     if (r.contains("original_max_position_embeddings") && r["original_max_position_embeddings"].is_number_integer())
       c.rope_scaling.original_max_position = r["original_max_position_embeddings"].get<int64_t>();
+    else if (c.rope_scaling.type == RopeScaling::Type::Yarn)
+      c.rope_scaling.original_max_position = c.max_position_embeddings;  // HF yarn's fallback
+    if (c.rope_scaling.type == RopeScaling::Type::Yarn) {
+      if (r.contains("truncate") && r["truncate"].is_boolean()) c.rope_scaling.truncate = r["truncate"].get<bool>();
+      // HF: without attention_factor, mscale and mscale_all_dim (DeepSeek) give
+      // get_mscale(factor, mscale) / get_mscale(factor, mscale_all_dim), get_mscale(s, m) = 0.1 m ln s + 1.
+      double mscale = 0, mscale_all = 0;
+      num("mscale", mscale);
+      num("mscale_all_dim", mscale_all);
+      if (c.rope_scaling.attention_factor <= 0 && mscale != 0 && mscale_all != 0 && c.rope_scaling.factor > 1) {
+        double f = std::log(c.rope_scaling.factor);
+        c.rope_scaling.attention_factor = (0.1 * mscale * f + 1.0) / (0.1 * mscale_all * f + 1.0);
+      }
+    }
   }
   c.validate();
   return c;

@@ -1,4 +1,4 @@
-// Llama-style decoder: construction (scaled residual init) and forward.
+// Llama-style decoder: construction (scaled residual init, dense or MoE FFN per layer) and forward.
 #include "lmlab/models/transformer.h"
 
 #include <cmath>
@@ -15,7 +15,11 @@ AttentionConfig attn_config(const TransformerConfig& c) {
   a.n_heads = c.num_attention_heads;
   a.n_kv_heads = c.num_key_value_heads;
   a.head_dim = c.resolved_head_dim();
-  a.qkv_bias = c.attention_bias;
+  const bool qwen2 = c.architecture == "Qwen2ForCausalLM";
+  a.qkv_bias = c.attention_bias || qwen2;
+  a.o_bias = c.attention_bias && !qwen2;  // HF Qwen2Attention: o_proj never has a bias
+  a.qk_norm = c.has_qk_norm();
+  a.qk_norm_eps = c.rms_norm_eps;
   a.window = c.sliding_window;
   a.rope.head_dim = a.head_dim;
   a.rope.theta = c.rope_theta;
@@ -27,27 +31,31 @@ AttentionConfig attn_config(const TransformerConfig& c) {
 double out_std(const TransformerConfig& c) { return c.initializer_range / std::sqrt(2.0 * double(c.num_hidden_layers)); }
 }  // namespace
 
-DecoderBlock::DecoderBlock(const TransformerConfig& c, Generator& gen) {
+DecoderBlock::DecoderBlock(const TransformerConfig& c, Generator& gen, int64_t layer) {
   input_layernorm = register_module("input_layernorm", std::make_shared<RMSNorm>(c.hidden_size, c.rms_norm_eps));
   self_attn = register_module("self_attn",
                               std::make_shared<SelfAttention>(attn_config(c), gen, c.initializer_range, out_std(c)));
   post_attention_layernorm =
       register_module("post_attention_layernorm", std::make_shared<RMSNorm>(c.hidden_size, c.rms_norm_eps));
-  mlp = register_module("mlp", std::make_shared<SwiGLUMLP>(c.hidden_size, c.intermediate_size, gen,
-                                                             c.initializer_range, out_std(c)));
+  if (c.is_moe_layer(layer))
+    moe = register_module("mlp", std::make_shared<SparseMoE>(c.moe_config(), gen, c.initializer_range, out_std(c), layer));
+  else
+    mlp = register_module("mlp", std::make_shared<SwiGLUMLP>(c.hidden_size, c.intermediate_size, gen,
+                                                               c.initializer_range, out_std(c)));
 }
 
 Tensor DecoderBlock::forward(const Tensor& x, int64_t pos_offset, KVCache* cache, const Tensor& positions,
                              const Tensor& mask) const {
   Tensor h = add(x, self_attn->forward(input_layernorm->forward(x), pos_offset, cache, positions, mask));  // [B, T, C]
-  return add(h, mlp->forward(post_attention_layernorm->forward(h)));                    // [B, T, C]
+  Tensor f = post_attention_layernorm->forward(h);                                       // [B, T, C]
+  return add(h, moe ? moe->forward(f) : mlp->forward(f));                                // [B, T, C]
 }
 
 TransformerTrunk::TransformerTrunk(const TransformerConfig& c, Generator& gen) {
   embed_tokens = register_module("embed_tokens",
                                  std::make_shared<Embedding>(c.vocab_size, c.hidden_size, gen, c.initializer_range));
   for (int64_t i = 0; i < c.num_hidden_layers; ++i)
-    layers.push_back(register_module("layers." + std::to_string(i), std::make_shared<DecoderBlock>(c, gen)));
+    layers.push_back(register_module("layers." + std::to_string(i), std::make_shared<DecoderBlock>(c, gen, i)));
   norm = register_module("norm", std::make_shared<RMSNorm>(c.hidden_size, c.rms_norm_eps));
 }
 
@@ -62,6 +70,13 @@ Transformer::Transformer(const TransformerConfig& c, uint64_t seed) : cfg(c) {
 
 const Tensor& Transformer::lm_head_weight() const {
   return lm_head ? lm_head->weight : model->embed_tokens->weight;
+}
+
+std::vector<std::shared_ptr<SparseMoE>> Transformer::moe_layers() const {
+  std::vector<std::shared_ptr<SparseMoE>> out;
+  for (const auto& l : model->layers)
+    if (l->moe) out.push_back(l->moe);
+  return out;
 }
 
 Tensor Transformer::forward_hidden(const Tensor& ids, CacheSet* cache, const Tensor& positions,
@@ -79,7 +94,9 @@ Tensor Transformer::forward_hidden(const Tensor& ids, CacheSet* cache, const Ten
   return model->norm->forward(x);
 }
 
-Tensor Transformer::logits(const Tensor& hidden) const { return linear(hidden, lm_head_weight()); }
+Tensor Transformer::logits(const Tensor& hidden) const {
+  return lm_head ? lm_head->forward(hidden) : linear(hidden, model->embed_tokens->weight);
+}
 
 Tensor Transformer::forward(const Tensor& ids, CacheSet* cache, const Tensor& positions, const Tensor& mask) const {
   return logits(forward_hidden(ids, cache, positions, mask));

@@ -1,14 +1,18 @@
 // The Llama-style decoder (Touvron et al. 2023): token embedding, N blocks of
-// [RMSNorm -> GQA self-attention with RoPE -> residual, RMSNorm -> SwiGLU MLP -> residual],
-// final RMSNorm, LM head (tied to the embedding or not). Parameter names are Hugging Face
-// LlamaForCausalLM's ("model.layers.0.self_attn.q_proj.weight", "lm_head.weight"), and the
-// configuration reads and writes HF config.json, so checkpoints are HF folders.
+// [RMSNorm -> GQA self-attention with RoPE -> residual, RMSNorm -> SwiGLU MLP or sparse MoE -> residual],
+// final RMSNorm, LM head (tied to the embedding or not). One class covers the HF architectures
+// LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM (q/k/v biases), Qwen3ForCausalLM (q_norm /
+// k_norm, explicit head_dim) and Qwen3MoeForCausalLM (MoE FFN on the layers the config selects).
+// Parameter names are HF's ("model.layers.0.self_attn.q_proj.weight", "model.layers.1.mlp.experts.3.up_proj.weight",
+// "lm_head.weight"), and the configuration reads and writes HF config.json, so checkpoints are HF folders.
 #pragma once
 #include <string>
+#include <vector>
 
 #include "lmlab/nn/attention.h"
 #include "lmlab/nn/cache.h"
 #include "lmlab/nn/layers.h"
+#include "lmlab/nn/moe.h"
 
 namespace lmlab {
 
@@ -26,12 +30,34 @@ struct TransformerConfig {
   double rope_theta = 10000.0;
   RopeScaling rope_scaling;             // HF "rope_scaling" (null = none)
   bool tie_word_embeddings = true;
-  bool attention_bias = false;          // q/k/v biases (Qwen2)
+  bool attention_bias = false;          // q/k/v (and o_proj, except Qwen2) biases; implied by Qwen2ForCausalLM
   int64_t sliding_window = 0;           // 0 = none (Mistral uses 4096)
   double initializer_range = 0.02;
   int64_t bos_token_id = -1, eos_token_id = -1;
 
+  // Qwen3-MoE (HF Qwen3MoeConfig names; from_json applies HF's defaults to absent fields). Layer i is
+  // sparse when num_experts > 0, i is not in mlp_only_layers and (i + 1) % decoder_sparse_step == 0;
+  // dense layers use intermediate_size.
+  int64_t num_experts = 0;              // 0 = every layer dense
+  int64_t num_experts_per_tok = 0;      // top-k
+  int64_t moe_intermediate_size = 0;    // each expert's SwiGLU width
+  bool norm_topk_prob = false;
+  int64_t decoder_sparse_step = 1;
+  std::vector<int64_t> mlp_only_layers;
+  double router_aux_loss_coef = 0.001;  // the trainer's balance-loss weight (HF's name)
+  bool output_router_logits = false;    // HF: add the aux loss to the training loss
+  // lmlab extensions for MoE experiments (DeepSeek-V3 names; written only when not the default, and
+  // unknown to HF's Qwen3-MoE, which would route with softmax and no shared experts).
+  std::string scoring_func = "softmax";  // "softmax" or "sigmoid" (aux-loss-free bias balancing)
+  int64_t n_shared_experts = 0;          // always-on experts of width moe_intermediate_size each
+  double routed_scaling_factor = 1.0;
+
   int64_t resolved_head_dim() const { return head_dim > 0 ? head_dim : hidden_size / num_attention_heads; }
+  bool is_moe_layer(int64_t i) const;
+  bool has_qk_norm() const;             // Qwen3 / Qwen3-MoE
+  MoEConfig moe_config() const;         // the sparse layers' MoE settings
+  static const std::vector<std::string>& supported_architectures();
+
   // Throws ConfigError naming the field when a value is invalid.
   void validate() const;
   std::string to_json() const;                       // HF config.json text
@@ -41,12 +67,14 @@ struct TransformerConfig {
 
 class DecoderBlock : public Module {
  public:
-  DecoderBlock(const TransformerConfig& cfg, Generator& gen);
+  DecoderBlock(const TransformerConfig& cfg, Generator& gen, int64_t layer_index = 0);
   Tensor forward(const Tensor& x, int64_t pos_offset, KVCache* cache, const Tensor& positions = Tensor(),
                  const Tensor& mask = Tensor()) const;
   std::shared_ptr<RMSNorm> input_layernorm, post_attention_layernorm;
   std::shared_ptr<SelfAttention> self_attn;
-  std::shared_ptr<SwiGLUMLP> mlp;
+  // Exactly one of the two is set; either is registered as "mlp".
+  std::shared_ptr<SwiGLUMLP> mlp;  // dense layers
+  std::shared_ptr<SparseMoE> moe;  // sparse layers (cfg.is_moe_layer)
 };
 
 // The decoder trunk, registered under "model." (HF LlamaModel).
@@ -73,6 +101,8 @@ class Transformer : public Module {
   Tensor logits(const Tensor& hidden) const;  // [..., C] -> [..., V]
   CacheSet new_cache() const { return CacheSet(cfg.num_hidden_layers); }
   const Tensor& lm_head_weight() const;
+  // The sparse layers' MoE modules, in layer order (empty for dense models): aux-free bias updates.
+  std::vector<std::shared_ptr<SparseMoE>> moe_layers() const;
 
   TransformerConfig cfg;
   std::shared_ptr<TransformerTrunk> model;

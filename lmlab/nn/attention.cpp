@@ -16,6 +16,7 @@ Tensor fused_rows(int64_t in, const std::vector<int64_t>& rows, Generator& gen, 
   int64_t total = 0;
   for (int64_t r : rows) total += r;
   Tensor w = Tensor::empty({total, in});
+  if (SkipInit::active()) return w;  // values are about to be loaded
   int64_t at = 0;
   for (int64_t r : rows) {
     Tensor part = Tensor::randn({r, in}, gen);
@@ -41,16 +42,20 @@ SelfAttention::SelfAttention(const AttentionConfig& c, Generator& gen, double st
   q_proj = register_module("q_proj", part(0, nq));
   k_proj = register_module("k_proj", part(nq, nkv));
   v_proj = register_module("v_proj", part(nq + nkv, nkv));
-  o_proj = register_module("o_proj", std::make_shared<Linear>(c.n_heads * c.head_dim, c.hidden, false, gen, out_std));
+  o_proj = register_module("o_proj", std::make_shared<Linear>(c.n_heads * c.head_dim, c.hidden, c.o_bias, gen, out_std));
+  if (c.qk_norm) {
+    q_norm = register_module("q_norm", std::make_shared<RMSNorm>(c.head_dim, c.qk_norm_eps));
+    k_norm = register_module("k_norm", std::make_shared<RMSNorm>(c.head_dim, c.qk_norm_eps));
+  }
 }
 
 Tensor SelfAttention::forward(const Tensor& x, int64_t pos_offset, KVCache* cache, const Tensor& positions,
                               const Tensor& mask) const {
   int64_t B = x.size(0), T = x.size(1), H = cfg.n_heads, Hkv = cfg.n_kv_heads, D = cfg.head_dim;
   Tensor q, k, v;
-  if (!GradMode::enabled()) {
+  if (!GradMode::enabled() && (qkv_q_ || !q_proj->quantized())) {
     // Inference: one product over the fused q/k/v rows, then views of its column blocks.
-    Tensor qkv = linear(x, qkv_weight_, qkv_bias_);                              // [B, T, (H + 2 Hkv) D]
+    Tensor qkv = qkv_q_ ? qlinear(x, *qkv_q_, qkv_bias_) : linear(x, qkv_weight_, qkv_bias_);  // [B, T, (H + 2 Hkv) D]
     q = qkv.narrow(2, 0, H * D).reshape({B, T, H, D});                           // [B, T, H, D]
     k = qkv.narrow(2, H * D, Hkv * D).reshape({B, T, Hkv, D});                   // [B, T, Hkv, D]
     v = qkv.narrow(2, (H + Hkv) * D, Hkv * D).reshape({B, T, Hkv, D});           // [B, T, Hkv, D]
@@ -58,6 +63,10 @@ Tensor SelfAttention::forward(const Tensor& x, int64_t pos_offset, KVCache* cach
     q = q_proj->forward(x).view({B, T, H, D});    // [B, T, H, D]
     k = k_proj->forward(x).view({B, T, Hkv, D});  // [B, T, Hkv, D]
     v = v_proj->forward(x).view({B, T, Hkv, D});  // [B, T, Hkv, D]
+  }
+  if (q_norm) {
+    q = q_norm->forward(q);  // [B, T, H, D], normalised over D per head
+    k = k_norm->forward(k);  // [B, T, Hkv, D]
   }
   if (positions.defined()) {
     q = rope(q, cfg.rope, positions).transpose(1, 2);  // [B, H, T, D]
@@ -77,6 +86,30 @@ Tensor SelfAttention::forward(const Tensor& x, int64_t pos_offset, KVCache* cach
   return o_proj->forward(y);
 }
 
+namespace {
+// The stacked quantized rows of `parts` when all are quantized with one type; null otherwise.
+std::shared_ptr<const QMatrix> stack_quantized(const std::vector<const Linear*>& parts) {
+  std::vector<const QMatrix*> q;
+  for (const Linear* l : parts) {
+    if (!l->quantized() || l->qweight->type != parts[0]->qweight->type) return nullptr;
+    q.push_back(l->qweight.get());
+  }
+  return std::make_shared<const QMatrix>(QMatrix::concat_rows(q));
+}
+}  // namespace
+
+void SelfAttention::fuse_quantized() {
+  if (!q_proj->quantized() || !k_proj->quantized() || !v_proj->quantized()) return;
+  qkv_q_ = stack_quantized({q_proj.get(), k_proj.get(), v_proj.get()});
+  qkv_weight_ = Tensor();  // no Linear views it any more
+}
+
+void SwiGLUMLP::fuse_quantized() {
+  if (!gate_proj->quantized() || !up_proj->quantized()) return;
+  gate_up_q_ = stack_quantized({gate_proj.get(), up_proj.get()});
+  gate_up_weight_ = Tensor();
+}
+
 SwiGLUMLP::SwiGLUMLP(int64_t hidden, int64_t inter, Generator& gen, double std, double out_std) : inter_(inter) {
   gate_up_weight_ = fused_rows(hidden, {inter, inter}, gen, std);
   gate_proj = register_module("gate_proj", std::make_shared<Linear>(gate_up_weight_.narrow(0, 0, inter).detach(), Tensor()));
@@ -85,8 +118,8 @@ SwiGLUMLP::SwiGLUMLP(int64_t hidden, int64_t inter, Generator& gen, double std, 
 }
 
 Tensor SwiGLUMLP::forward(const Tensor& x) const {
-  if (!GradMode::enabled()) {
-    Tensor gu = linear(x, gate_up_weight_);  // [..., 2I]: one product over the fused rows
+  if (!GradMode::enabled() && (gate_up_q_ || !gate_proj->quantized())) {
+    Tensor gu = gate_up_q_ ? qlinear(x, *gate_up_q_) : linear(x, gate_up_weight_);  // [..., 2I]: one product
     return down_proj->forward(swiglu(gu.narrow(-1, 0, inter_), gu.narrow(-1, inter_, inter_)));
   }
   return down_proj->forward(swiglu(gate_proj->forward(x), up_proj->forward(x)));

@@ -1,7 +1,9 @@
 // Causal self-attention with grouped-query heads (GQA, Ainslie et al. 2023), RoPE and an optional
-// sliding window, as in Llama / Mistral / Qwen2. Parameter names follow HF: q_proj, k_proj,
-// v_proj, o_proj (optional q/k/v biases for Qwen2). With a cache, new keys/values are appended and
-// the queries attend over everything cached (bottom-right aligned causal mask).
+// sliding window, as in Llama / Mistral / Qwen2 / Qwen3. Parameter names follow HF: q_proj, k_proj,
+// v_proj, o_proj (optional q/k/v biases for Qwen2, o_proj bias for Llama/Qwen3 attention_bias), and
+// Qwen3's q_norm / k_norm (RMSNorm over head_dim, per head, on q and k before RoPE). With a cache,
+// new keys/values are appended and the queries attend over everything cached (bottom-right aligned
+// causal mask).
 #pragma once
 #include "lmlab/nn/cache.h"
 #include "lmlab/nn/layers.h"
@@ -15,6 +17,9 @@ struct AttentionConfig {
   int64_t n_kv_heads = 4;
   int64_t head_dim = 64;
   bool qkv_bias = false;
+  bool o_bias = false;
+  bool qk_norm = false;        // Qwen3: RMSNorm(head_dim) on each q and k head before RoPE
+  double qk_norm_eps = 1e-6;
   int64_t window = 0;  // 0 = full causal attention
   RopeConfig rope;
 };
@@ -29,11 +34,16 @@ class SelfAttention : public Module {
                  const Tensor& mask = Tensor()) const;
   AttentionConfig cfg;
   std::shared_ptr<Linear> q_proj, k_proj, v_proj, o_proj;
+  std::shared_ptr<RMSNorm> q_norm, k_norm;  // null unless cfg.qk_norm
+  // After q/k/v were given quantized weights (Linear::set_quantized): stack them into one matrix
+  // (when they share a type) so inference runs one product, and free the f32 fused buffer.
+  void fuse_quantized();
 
  private:
   // q/k/v weights (and biases) are row slices of one buffer: training sees three HF-named
   // parameters, inference runs one GEMM/GEMV over the fused rows (same storage, never stale).
   Tensor qkv_weight_, qkv_bias_;
+  std::shared_ptr<const QMatrix> qkv_q_;  // set by fuse_quantized
 };
 
 // SwiGLU feed-forward: down(silu(gate(x)) * up(x)) (Shazeer 2020; HF LlamaMLP).
@@ -42,9 +52,11 @@ class SwiGLUMLP : public Module {
   SwiGLUMLP(int64_t hidden, int64_t intermediate, Generator& gen, double std, double out_std);
   Tensor forward(const Tensor& x) const;
   std::shared_ptr<Linear> gate_proj, up_proj, down_proj;
+  void fuse_quantized();  // as SelfAttention::fuse_quantized, for gate/up
 
  private:
   Tensor gate_up_weight_;  // gate rows then up rows, shared with gate_proj / up_proj (see SelfAttention)
+  std::shared_ptr<const QMatrix> gate_up_q_;  // set by fuse_quantized
   int64_t inter_;
 };
 

@@ -8,11 +8,17 @@
 
 namespace lmlab {
 
+Tensor init_normal(const Shape& shape, Generator& gen, double std, DType dtype) {
+  if (SkipInit::active()) return Tensor::empty(shape, dtype);
+  Tensor w = Tensor::randn(shape, gen, dtype);
+  mul_(w, std);
+  return w;
+}
+
 Linear::Linear(int64_t in, int64_t out, bool has_bias, Generator& gen, double std, DType dtype)
     : in_features(in), out_features(out) {
   LMLAB_CHECK(in > 0 && out > 0, ConfigError, "[Linear] sizes must be positive, got in ", in, " out ", out);
-  Tensor w = Tensor::randn({out, in}, gen, dtype);
-  mul_(w, std);
+  Tensor w = init_normal({out, in}, gen, std, dtype);
   weight = register_parameter("weight", w);
   if (has_bias) bias = register_parameter("bias", Tensor::zeros({out}, dtype));
 }
@@ -22,19 +28,30 @@ Linear::Linear(Tensor w, Tensor b) : in_features(w.size(1)), out_features(w.size
   if (b.defined()) bias = register_parameter("bias", b);
 }
 
-Tensor Linear::forward(const Tensor& x) const { return linear(x, weight, bias); }
+Tensor Linear::forward(const Tensor& x) const {
+  if (qweight) return qlinear(x, *qweight, bias);
+  return linear(x, weight, bias);
+}
+
+void Linear::set_quantized(QMatrix q) {
+  LMLAB_CHECK(q.rows == out_features && q.cols == in_features, ShapeError, "[Linear] quantized weight is [", q.rows,
+              ", ", q.cols, "], the layer is [", out_features, ", ", in_features, "]");
+  qweight = std::make_shared<const QMatrix>(std::move(q));
+  if (weight.defined()) {
+    replace_parameter("weight", Tensor());
+    weight = Tensor();
+  }
+}
 
 Embedding::Embedding(int64_t num, int64_t dim, Generator& gen, double std, DType dtype) {
   LMLAB_CHECK(num > 0 && dim > 0, ConfigError, "[Embedding] sizes must be positive, got ", num, " x ", dim);
-  Tensor w = Tensor::randn({num, dim}, gen, dtype);
-  mul_(w, std);
-  weight = register_parameter("weight", w);
+  weight = register_parameter("weight", init_normal({num, dim}, gen, std, dtype));
 }
 
 Tensor Embedding::forward(const Tensor& ids) const { return embedding(weight, ids); }
 
 RMSNorm::RMSNorm(int64_t dim, double e, DType dtype) : eps(e) {
-  weight = register_parameter("weight", Tensor::ones({dim}, dtype));
+  weight = register_parameter("weight", SkipInit::active() ? Tensor::empty({dim}, dtype) : Tensor::ones({dim}, dtype));
 }
 
 Tensor RMSNorm::forward(const Tensor& x) const { return rms_norm(x, weight, eps); }

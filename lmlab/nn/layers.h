@@ -3,8 +3,12 @@
 #pragma once
 #include "lmlab/core/rng.h"
 #include "lmlab/nn/module.h"
+#include "lmlab/ops/qmatmul.h"
 
 namespace lmlab {
+
+// N(0, std^2) values of `shape`, or an uninitialised tensor under SkipInit (module.h).
+Tensor init_normal(const Shape& shape, Generator& gen, double std, DType dtype = DType::F32);
 
 class Linear : public Module {
  public:
@@ -13,7 +17,13 @@ class Linear : public Module {
   // Wraps existing tensors (e.g. row slices of a fused weight, see SelfAttention); bias may be undefined.
   Linear(Tensor weight, Tensor bias);
   Tensor forward(const Tensor& x) const;  // [..., in] -> [..., out]
+  // Inference from a quantized or half-precision weight (ops/qmatmul.h: Q8_0, Q4_K, Q6_K, BF16,
+  // F16 ...): the f32 `weight` parameter is dropped and forward runs qlinear. `q` must be
+  // [out_features, in_features] (ShapeError otherwise). The bias, if any, stays an f32 parameter.
+  void set_quantized(QMatrix q);
+  bool quantized() const { return qweight != nullptr; }
   Tensor weight, bias;
+  std::shared_ptr<const QMatrix> qweight;
   int64_t in_features, out_features;
 };
 

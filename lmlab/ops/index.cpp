@@ -1,7 +1,7 @@
-// Indexing ops: gather, scatter_add (out-of-place), index_select, one_hot, with torch.gather /
-// torch.scatter_add / torch.index_select / F.one_hot semantics. Every index is validated here,
-// before any kernel runs; fast kernels live in ops/cpu/index.cpp. Backward (vjp with kernels):
-// gather <-> scatter_add are each other's adjoints, index_select's is an index_add.
+// Indexing ops: gather, scatter_add and index_add (out-of-place), index_select, one_hot, with
+// torch.gather / torch.scatter_add / torch.index_add / torch.index_select / F.one_hot semantics. Every
+// index is validated here, before any kernel runs; fast kernels live in ops/cpu/index.cpp. Backward
+// (vjp with kernels): gather <-> scatter_add and index_select <-> index_add are adjoint pairs.
 #include "lmlab/ops/index.h"
 
 #include <algorithm>
@@ -158,32 +158,55 @@ void index_select_ref(const Tensor& x, int64_t d, const Tensor& index, const Ten
   }
 }
 
-// gx [x shape] = sum over k of g's slab k placed at slab idx[k] along d.
-Tensor index_select_backward(const Tensor& g, int64_t d, const Tensor& ic, const Shape& xs) {
-  check_float(g, "index_select", "grad");  // bf16/f16 gradients have no kernel here
-  Tensor gx = Tensor::zeros(xs, g.dtype());
+// out (fresh, contiguous) += src's slab k placed at slab idx[k] along d: index_add's forward and
+// index_select's backward. The reference accumulates in double from out's current values.
+void index_add_into(const Tensor& out, int64_t d, const Tensor& ic, const Tensor& src, const char* op,
+                    const char* arg) {
+  check_float(src, op, arg);  // bf16/f16 gradients have no kernel here
   int64_t O, n, I;
-  split3(xs, d, O, n, I);
+  split3(out.shape(), d, O, n, I);
   int64_t K = ic.numel();
   if (reference_mode()) {
-    LMLAB_DISPATCH_FLOAT(g.dtype(), "index_select", [&] {
-      const scalar_t* gp = static_cast<const scalar_t*>(g.raw_data());
-      std::vector<double> acc(size_t(gx.numel()), 0.0);
+    LMLAB_DISPATCH_FLOAT(src.dtype(), op, [&] {
+      const scalar_t* sp = static_cast<const scalar_t*>(src.raw_data());
+      scalar_t* o = out.data<scalar_t>();
+      std::vector<double> acc(o, o + out.numel());
       std::vector<int64_t> c;
-      for (int64_t p = 0; p < g.numel(); ++p) {
-        unravel(p, g.shape(), c);
-        double v = gp[dot(c, g.strides())];
+      for (int64_t p = 0; p < src.numel(); ++p) {
+        unravel(p, src.shape(), c);
+        double v = sp[dot(c, src.strides())];
         c[size_t(d)] = load_index(ic, c[size_t(d)]);
-        acc[size_t(dot(c, gx.strides()))] += v;
+        acc[size_t(dot(c, out.strides()))] += v;
       }
-      scalar_t* o = gx.data<scalar_t>();
-      for (int64_t i = 0; i < gx.numel(); ++i) o[i] = scalar_t(acc[size_t(i)]);
+      for (int64_t i = 0; i < out.numel(); ++i) o[i] = scalar_t(acc[size_t(i)]);
     });
   } else {
-    Tensor gc = contig(g);
-    cpu::index_add(g.dtype(), gx.raw_data(), n, iptr(ic), K, gc.raw_data(), O, I);
+    Tensor sc = contig(src);
+    cpu::index_add(src.dtype(), out.raw_data(), n, iptr(ic), K, sc.raw_data(), O, I);
   }
+}
+
+// gx [x shape] = sum over k of g's slab k placed at slab idx[k] along d.
+Tensor index_select_backward(const Tensor& g, int64_t d, const Tensor& ic, const Shape& xs) {
+  Tensor gx = Tensor::zeros(xs, g.dtype());
+  index_add_into(gx, d, ic, g, "index_select", "grad");
   return gx;
+}
+
+// out [O, K, I] = x's slabs idx[k] along d (x any layout; copied contiguous for the fast kernel).
+Tensor index_select_raw(const Tensor& x, int64_t d, const Tensor& ic) {
+  Shape os = x.shape();
+  os[size_t(d)] = ic.numel();
+  Tensor out = Tensor::empty(os, x.dtype());
+  if (reference_mode()) {
+    index_select_ref(x, d, ic, out);
+  } else {
+    Tensor xc = contig(x);
+    int64_t O, n, I;
+    split3(x.shape(), d, O, n, I);
+    cpu::index_select_forward(xc.raw_data(), n, iptr(ic), ic.numel(), out.raw_data(), O, I, dtype_size(x.dtype()));
+  }
+  return out;
 }
 
 }  // namespace
@@ -237,19 +260,31 @@ Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
   LMLAB_CHECK(index.dim() <= 1, ShapeError, "[index_select] index must be 1-D, got ", shape_str(index.shape()));
   int64_t d = wrap_dim(dim, x.dim(), "index_select");
   Tensor ic = checked_index(index, x.size(d), "index_select", d);
-  Shape os = x.shape();
-  os[size_t(d)] = ic.numel();
-  Tensor out = Tensor::empty(os, x.dtype());
-  if (reference_mode()) {
-    index_select_ref(x, d, index, out);
-  } else {
-    Tensor xc = contig(x);
-    int64_t O, n, I;
-    split3(x.shape(), d, O, n, I);
-    cpu::index_select_forward(xc.raw_data(), n, iptr(ic), ic.numel(), out.raw_data(), O, I, dtype_size(x.dtype()));
-  }
+  Tensor out = index_select_raw(x, d, ic);
   return record(out, "index_select", {x}, {ic}, [d, xs = x.shape()](const Tensor& g, const std::vector<Tensor>& s) {
     return std::vector<Tensor>{index_select_backward(g, d, s[0], xs)};
+  });
+}
+
+Tensor index_add(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& src) {
+  check_float(x, "index_add", "x");
+  check_float(src, "index_add", "src");
+  check_same_dtype(x, src, "index_add");
+  check_index_dtype(index, "index_add", "index");
+  LMLAB_CHECK(x.dim() > 0, ShapeError, "[index_add] x must have at least one dim, got a zero-dimensional tensor");
+  LMLAB_CHECK(index.dim() <= 1, ShapeError, "[index_add] index must be 1-D, got ", shape_str(index.shape()));
+  int64_t d = wrap_dim(dim, x.dim(), "index_add");
+  Shape want = x.shape();
+  want[size_t(d)] = index.numel();
+  LMLAB_CHECK(src.shape() == want, ShapeError, "[index_add] src must have shape ", shape_str(want), " (x ",
+              shape_str(x.shape()), " with ", index.numel(), " index entries along dim ", d, "), got ",
+              shape_str(src.shape()));
+  Tensor ic = checked_index(index, x.size(d), "index_add", d);
+  Tensor out = Tensor::empty(x.shape(), x.dtype());  // out-of-place: always a fresh buffer
+  copy_into(out, x);
+  index_add_into(out, d, ic, src, "index_add", "src");
+  return record(out, "index_add", {x, src}, {ic}, [d](const Tensor& g, const std::vector<Tensor>& s) {
+    return std::vector<Tensor>{g, index_select_raw(g, d, s[0])};
   });
 }
 

@@ -10,6 +10,10 @@ Tensor gather(const Tensor& x, int64_t dim, const Tensor& index);
 // Returns x with src added at `index` along dim (out-of-place; differentiable in x and src).
 Tensor scatter_add(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& src);
 Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index);
+// torch.index_add (out-of-place, alpha 1): x with src's slab k added to slab index[k] along dim.
+// index is 1-D [K] (repeats accumulate); src has x's shape except size K along dim. Differentiable in
+// x (identity) and src (index_select of the gradient): the combine step of mixture-of-experts.
+Tensor index_add(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& src);
 // [..., num_classes]; dtype i64 (torch) unless asked otherwise. Not differentiable.
 // num_classes = -1 infers max(index) + 1, as torch does; negative class indices raise IndexError.
 Tensor one_hot(const Tensor& index, int64_t num_classes, DType dtype = DType::I64);

@@ -12,8 +12,8 @@ namespace lmlab {
   X(Sigmoid) X(Silu) X(GeluTanh) X(GeluExact) X(Relu) X(Softplus) X(Clamp) X(Where) X(MaskedFill)  \
   X(Sum) X(Mean) X(Max) X(Min) X(Argmax) X(Logsumexp) X(Var)                                       \
   X(Matmul) X(Softmax) X(LogSoftmax) X(CrossEntropy) X(Embedding) X(RmsNorm) X(LayerNorm) X(Rope)  \
-  X(Swiglu) X(Concat) X(Stack) X(Split) X(Chunk) X(Gather) X(ScatterAdd) X(IndexSelect) X(Topk)    \
-  X(Sort) X(Argsort) X(Cumsum) X(Tril) X(Triu) X(OneHot) X(Dropout) X(Attention)                    \
+  X(Swiglu) X(Concat) X(Stack) X(Split) X(Chunk) X(Gather) X(ScatterAdd) X(IndexSelect) X(IndexAdd)  \
+  X(Topk) X(Sort) X(Argsort) X(Cumsum) X(Tril) X(Triu) X(OneHot) X(Dropout) X(Attention)            \
   X(Contiguous) X(Reshape) X(Transpose) X(Permute) X(Slice) X(Select) X(Expand) X(Cast)
 
 enum class OpKind {

@@ -5,6 +5,7 @@
 // accepted too (dense path). Inference only: no gradients flow through a QMatrix.
 #pragma once
 #include <memory>
+#include <vector>
 
 #include "lmlab/core/quant.h"
 #include "lmlab/core/tensor.h"
@@ -46,8 +47,15 @@ Tensor qlinear_reference(const Tensor& x, const QMatrix& w, const Tensor& bias =
 namespace cpu {
 // Raw entry: y[m, n] = sum_k x[m, k] * w[n, k] for row-major x [M, K] (ldx) and y [M, N] (ldy).
 void qgemm(const QMatrix& w, const float* x, int64_t M, int64_t ldx, float* y, int64_t ldy);
-// The name of the kernel set in use: "avx512vnni", "avx512", "avx2" or "portable".
+// The name of the kernel set in use: "avx512vnni" or "portable" (the only ones written so far).
 const char* qgemm_isa();
+// Tests and benchmarks: run the portable kernels even where AVX-512 ones are compiled in.
+// Process-wide; returns the previous setting.
+bool qgemm_force_portable(bool on);
+// Row count M from which quantized weights are dequantized to bf16 panels and multiplied by the
+// oneDNN bf16 GEMM (AMX) instead of by integer dot products (measured default in qmatmul.cpp).
+// Process-wide; returns the previous value. A huge value keeps every call on the integer kernels.
+int64_t qgemm_set_dense_min_rows(int64_t m);
 }  // namespace cpu
 
 }  // namespace lmlab

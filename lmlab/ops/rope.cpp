@@ -93,8 +93,13 @@ std::vector<double> inv_freq_of(const RopeConfig& cfg, int64_t rot) {
       auto correction_dim = [&](double rotations) {
         return double(rot) * std::log(L / (rotations * 2 * kPi)) / (2 * std::log(cfg.theta));
       };
-      double low = std::max(std::floor(correction_dim(s.beta_fast)), 0.0);
-      double high = std::min(std::ceil(correction_dim(s.beta_slow)), double(rot - 1));
+      double low = correction_dim(s.beta_fast), high = correction_dim(s.beta_slow);
+      if (s.truncate) {
+        low = std::floor(low);
+        high = std::ceil(high);
+      }
+      low = std::max(low, 0.0);
+      high = std::min(high, double(rot - 1));
       if (low == high) high += 0.001;  // HF: avoids a zero-width ramp
       for (int64_t i = 0; i < half; ++i) {
         double ramp = std::clamp((double(i) - low) / (high - low), 0.0, 1.0);

@@ -6,7 +6,8 @@
 // (per-frequency interpolation), yarn (NTK-by-parts + attention factor applied to cos/sin).
 // Angles pos * inv_freq are computed in double (HF uses f32 inv_freq), then cos/sin are rounded to x's
 // dtype. yarn takes `factor` as given (some HF versions replace it by max_position_embeddings /
-// original_max_position_embeddings when a config has the latter; loaders resolve that), no mscale.
+// original_max_position_embeddings when a config has the latter; loaders resolve that); DeepSeek's
+// mscale / mscale_all_dim arrive folded into attention_factor (models/config.cpp).
 #pragma once
 #include "lmlab/core/tensor.h"
 
@@ -20,7 +21,8 @@ struct RopeScaling {
   int64_t original_max_position = 8192;
   // yarn
   double beta_fast = 32.0, beta_slow = 1.0;
-  double attention_factor = 0.0;  // 0 = default 0.1 * ln(factor) + 1
+  double attention_factor = 0.0;  // 0 = default 0.1 * ln(factor) + 1 (1 when factor <= 1)
+  bool truncate = true;           // HF yarn "truncate": floor/ceil the ramp's ends to whole pair indices
 };
 
 struct RopeConfig {

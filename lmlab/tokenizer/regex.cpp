@@ -46,7 +46,12 @@ MatchScratch& scratch() {
 }  // namespace
 
 std::string_view preset_pattern(PatternPreset p) {
-  return p == PatternPreset::Gpt2 ? kGpt2Pattern : kLlama3Pattern;
+  switch (p) {
+    case PatternPreset::Gpt2: return kGpt2Pattern;
+    case PatternPreset::Llama3: return kLlama3Pattern;
+    case PatternPreset::Qwen2: return kQwen2Pattern;
+  }
+  return kGpt2Pattern;
 }
 
 Regex::Regex(std::string_view pattern, bool literal) : pattern_(pattern), literal_(literal) {

@@ -21,7 +21,12 @@ inline constexpr std::string_view kGpt2Pattern =
 inline constexpr std::string_view kLlama3Pattern =
     R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
 
-enum class PatternPreset { Gpt2, Llama3 };
+// Qwen2's pattern (Qwen/Qwen2 tokenizer.json Split pre-tokenizer; llama.cpp pre "qwen2"): Llama-3's
+// with single digits.
+inline constexpr std::string_view kQwen2Pattern =
+    R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+
+enum class PatternPreset { Gpt2, Llama3, Qwen2 };
 std::string_view preset_pattern(PatternPreset p);
 
 // A compiled pattern; cheap to copy (shares the compiled code, which PCRE2 allows to be used by

@@ -28,9 +28,38 @@ Tokenizer Tokenizer::from_parts(const std::vector<std::pair<std::string, int32_t
   return t;
 }
 
+Tokenizer Tokenizer::from_spm(SpmModel model, std::vector<AddedToken> added, SpmNormalization normalization,
+                             std::vector<SpmDecodeStep> decoder, const std::string& source) {
+  Tokenizer t;
+  t.kind_ = TokenizerKind::SentencePieceBpe;
+  t.spm_ = std::move(model);
+  t.spm_norm_ = normalization;
+  t.spm_decoder_ = std::move(decoder);
+  t.added_ = std::move(added);
+  t.index_added(source);
+  t.guess_special_ids();
+  return t;
+}
+
+std::optional<int32_t> Tokenizer::model_token_to_id(std::string_view token) const {
+  return kind_ == TokenizerKind::SentencePieceBpe ? spm_.token_to_id(token) : model_.token_to_id(token);
+}
+
+int32_t Tokenizer::model_id_limit() const {
+  return kind_ == TokenizerKind::SentencePieceBpe ? spm_.id_limit() : model_.id_limit();
+}
+
+void Tokenizer::set_post_template(std::vector<int32_t> prefix, std::vector<int32_t> suffix) {
+  for (int32_t id : prefix) id_to_token(id);
+  for (int32_t id : suffix) id_to_token(id);
+  template_prefix_ = std::move(prefix);
+  template_suffix_ = std::move(suffix);
+  post_processor_json_.clear();  // to_json writes a TemplateProcessing for the new template
+}
+
 void Tokenizer::index_added(const std::string& source) {
   std::unordered_set<std::string> contents;
-  int64_t limit = model_.id_limit();
+  int64_t limit = model_id_limit();
   for (size_t i = 0; i < added_.size(); ++i) {
     const AddedToken& a = added_[i];
     LMLAB_CHECK(a.id >= 0 && a.id < kMaxAddedId, FormatError, source, ": added_tokens[", i, "] '", a.content,
@@ -73,9 +102,16 @@ bool Tokenizer::encode_into(std::string_view text, bool allow_special, std::vect
   else matcher_.split(text, allow_special, segments);
   std::vector<std::string_view> pieces;
   std::deque<std::string> arena;
+  std::vector<std::string> spm_pieces;
   for (const auto& seg : segments) {
     if (seg.id >= 0) {
       out.push_back(seg.id);
+      continue;
+    }
+    if (kind_ == TokenizerKind::SentencePieceBpe) {
+      spm_pieces.clear();
+      spm_norm_.apply(text.substr(seg.begin, seg.end - seg.begin), seg.begin == 0, spm_pieces);
+      for (const std::string& p : spm_pieces) spm_.encode_piece(p, out);
       continue;
     }
     pieces.clear();
@@ -109,6 +145,24 @@ std::vector<std::vector<int32_t>> Tokenizer::encode_batch(const std::vector<std:
 }
 
 std::string Tokenizer::decode(std::span<const int32_t> ids, bool skip_special) const {
+  if (kind_ == TokenizerKind::SentencePieceBpe) {
+    // HF runs the decoder over the token strings of every id, added tokens included.
+    std::vector<std::string> tokens;
+    tokens.reserve(ids.size());
+    for (size_t i = 0; i < ids.size(); ++i) {
+      int32_t id = ids[i];
+      if (id >= 0 && size_t(id) < added_index_.size() && added_index_[size_t(id)] >= 0) {
+        const AddedToken& a = added_[size_t(added_index_[size_t(id)])];
+        if (!(skip_special && a.special)) tokens.push_back(a.content);
+        continue;
+      }
+      const SpmModel::Piece* p = spm_.piece(id);
+      LMLAB_CHECK(p != nullptr, IndexError, "[tokenizer] decode: id ", id, " at position ", i,
+                  " is not in the vocabulary (vocab_size ", vocab_size(), ")");
+      tokens.push_back(p->text);
+    }
+    return spm_decode_tokens(std::move(tokens), spm_decoder_);
+  }
   std::string out;
   for (size_t i = 0; i < ids.size(); ++i) {
     int32_t id = ids[i];
@@ -134,6 +188,11 @@ std::vector<int32_t> Tokenizer::post_process(std::vector<int32_t> ids) const {
 }
 
 std::vector<std::string> Tokenizer::pre_tokenize(std::string_view text) const {
+  if (kind_ == TokenizerKind::SentencePieceBpe) {
+    std::vector<std::string> out;
+    spm_norm_.apply(text, true, out);
+    return out;
+  }
   std::vector<std::string_view> pieces;
   std::deque<std::string> arena;
   std::string error;
@@ -144,12 +203,18 @@ std::vector<std::string> Tokenizer::pre_tokenize(std::string_view text) const {
 std::optional<int32_t> Tokenizer::token_to_id(std::string_view token) const {
   for (const AddedToken& a : added_)
     if (a.content == token) return a.id;
-  return model_.token_to_id(token);
+  return model_token_to_id(token);
 }
 
 std::string Tokenizer::id_to_token(int32_t id) const {
   if (id >= 0 && size_t(id) < added_index_.size() && added_index_[size_t(id)] >= 0)
     return added_[size_t(added_index_[size_t(id)])].content;
+  if (kind_ == TokenizerKind::SentencePieceBpe) {
+    const SpmModel::Piece* p = spm_.piece(id);
+    LMLAB_CHECK(p != nullptr, IndexError, "[tokenizer] id_to_token: id ", id, " is not in the vocabulary (vocab_size ",
+                vocab_size(), ")");
+    return p->text;
+  }
   const std::string* tok = model_.id_to_token(id);
   LMLAB_CHECK(tok != nullptr, IndexError, "[tokenizer] id_to_token: id ", id, " is not in the vocabulary (vocab_size ",
               vocab_size(), ")");
@@ -157,7 +222,7 @@ std::string Tokenizer::id_to_token(int32_t id) const {
 }
 
 int32_t Tokenizer::vocab_size() const {
-  return std::max<int32_t>(model_.id_limit(), int32_t(added_index_.size()));
+  return std::max<int32_t>(model_id_limit(), int32_t(added_index_.size()));
 }
 
 bool Tokenizer::is_special(int32_t id) const {
@@ -178,7 +243,7 @@ std::vector<int32_t> Tokenizer::add_special_tokens(const std::vector<std::string
     AddedToken a;
     a.content = s;
     a.special = true;
-    std::optional<int32_t> in_vocab = model_.token_to_id(s);
+    std::optional<int32_t> in_vocab = model_token_to_id(s);
     a.id = in_vocab ? *in_vocab : vocab_size();
     added_.push_back(a);
     // Re-indexed per token so the next new token sees this one in vocab_size().

@@ -1,6 +1,7 @@
-// Hugging Face tokenizer.json read/write for byte-level BPE (format of the HF `tokenizers`
-// library, version "1.0": model type BPE, pre_tokenizer ByteLevel / Split / Digits / Sequence,
-// decoder ByteLevel, post_processor ByteLevel / TemplateProcessing). Reading is strict: unknown
+// Hugging Face tokenizer.json read/write (format of the HF `tokenizers` library, version "1.0"):
+// byte-level BPE (model type BPE, pre_tokenizer ByteLevel / Split / Digits / Sequence, decoder
+// ByteLevel) and SentencePiece-style BPE (byte_fallback, "▁" normalizer or Metaspace; its sections
+// are in spm_json.cpp); post_processor ByteLevel / TemplateProcessing. Reading is strict: unknown
 // fields and unsupported types are FormatErrors naming the file and the field, never a crash.
 #include <fcntl.h>
 #include <unistd.h>
@@ -15,6 +16,7 @@
 
 #include "lmlab/core/error.h"
 #include "lmlab/core/file.h"
+#include "lmlab/tokenizer/spm_json.h"
 #include "lmlab/tokenizer/tokenizer.h"
 
 namespace lmlab {
@@ -222,6 +224,42 @@ OJson byte_level_json(bool add_prefix_space, bool trim_offsets, bool use_regex) 
   return j;
 }
 
+// HF TemplateProcessing for a single-sequence template (and the matching pair template).
+OJson template_json(const Tokenizer& t) {
+  OJson single = OJson::array(), pair = OJson::array(), specials = OJson::object();
+  auto special = [&](int32_t id, int type_id) {
+    std::string name = t.id_to_token(id);
+    OJson item;
+    item["SpecialToken"]["id"] = name;
+    item["SpecialToken"]["type_id"] = type_id;
+    OJson entry;
+    entry["id"] = name;
+    entry["ids"] = OJson::array({id});
+    entry["tokens"] = OJson::array({name});
+    specials[name] = std::move(entry);
+    return item;
+  };
+  auto seq = [](const char* name, int type_id) {
+    OJson item;
+    item["Sequence"]["id"] = name;
+    item["Sequence"]["type_id"] = type_id;
+    return item;
+  };
+  for (int32_t id : t.post_template_prefix()) single.push_back(special(id, 0));
+  single.push_back(seq("A", 0));
+  for (int32_t id : t.post_template_suffix()) single.push_back(special(id, 0));
+  for (const OJson& item : single) pair.push_back(item);
+  for (int32_t id : t.post_template_prefix()) pair.push_back(special(id, 1));
+  pair.push_back(seq("B", 1));
+  for (int32_t id : t.post_template_suffix()) pair.push_back(special(id, 1));
+  OJson j;
+  j["type"] = "TemplateProcessing";
+  j["single"] = std::move(single);
+  j["pair"] = std::move(pair);
+  j["special_tokens"] = std::move(specials);
+  return j;
+}
+
 OJson step_json(const PreTokenizerStep& s) {
   OJson j;
   switch (s.kind) {
@@ -246,6 +284,8 @@ OJson step_json(const PreTokenizerStep& s) {
 struct TokenizerJson {
   static Tokenizer read(std::string_view text, const std::string& source);
   static std::string write(const Tokenizer& t, int indent);
+  static void write_spm_model(const Tokenizer& t, OJson& root);
+  static void write_byte_level_model(const Tokenizer& t, OJson& root);
 };
 
 Tokenizer TokenizerJson::read(std::string_view text, const std::string& source) {
@@ -272,8 +312,13 @@ Tokenizer TokenizerJson::read(std::string_view text, const std::string& source) 
     r.keys(model, "model",
            {"type", "dropout", "unk_token", "continuing_subword_prefix", "end_of_word_suffix", "fuse_unk",
             "byte_fallback", "ignore_merges", "vocab", "merges"});
-    if (r.boolean(model, "byte_fallback", "model", false))
-      r.fail("model.byte_fallback", "expected false (SentencePiece-style byte-fallback BPE is not supported)");
+    const Json null_json;
+    auto section = [&](const char* k) -> const Json& { return root.contains(k) ? root[k] : null_json; };
+    const bool spm = spm_json::is_spm(section("normalizer"), section("pre_tokenizer"));
+    if (!spm && r.boolean(model, "byte_fallback", "model", false))
+      r.fail("model.byte_fallback",
+             "expected false with a byte-level pre-tokenizer (byte fallback belongs to SentencePiece-style "
+             "tokenizers: a \u2581 normalizer or a Metaspace pre-tokenizer)");
     for (const char* k : {"continuing_subword_prefix", "end_of_word_suffix"}) {
       auto it = model.find(k);
       if (it != model.end() && !it->is_null() && !(it->is_string() && it->get<std::string>().empty()))
@@ -318,8 +363,30 @@ Tokenizer TokenizerJson::read(std::string_view text, const std::string& source) 
       }
     }
 
-    const Json null_json;
-    auto section = [&](const char* k) -> const Json& { return root.contains(k) ? root[k] : null_json; };
+    std::vector<int32_t> prefix, suffix;
+    read_post_processor(r, section("post_processor"), "post_processor", prefix, suffix);
+    auto finish = [&](Tokenizer t) {
+      for (int32_t id : prefix) t.id_to_token(id);
+      for (int32_t id : suffix) t.id_to_token(id);
+      t.template_prefix_ = std::move(prefix);
+      t.template_suffix_ = std::move(suffix);
+      if (!t.template_prefix_.empty()) t.bos_ = t.template_prefix_.front();
+      t.post_processor_json_ = canonical(section("post_processor")).dump();
+      t.truncation_json_ = dump_or_empty(section("truncation"));
+      t.padding_json_ = dump_or_empty(section("padding"));
+      t.dropout_json_ = model.contains("dropout") ? dump_or_empty(model["dropout"]) : "";
+      return t;
+    };
+    if (spm) {
+      std::optional<std::string> unk;
+      if (model.contains("unk_token") && model["unk_token"].is_string()) unk = model["unk_token"].get<std::string>();
+      SpmNormalization norm = spm_json::read_normalization(section("normalizer"), section("pre_tokenizer"), r.where);
+      std::vector<SpmDecodeStep> decoder = spm_json::read_decoder(section("decoder"), r.where);
+      SpmModel m = SpmModel::from_merges(vocab, merges, unk, r.boolean(model, "byte_fallback", "model", false),
+                                         r.boolean(model, "fuse_unk", "model", false),
+                                         r.boolean(model, "ignore_merges", "model", false), r.where);
+      return finish(Tokenizer::from_spm(std::move(m), std::move(added), norm, std::move(decoder), r.where));
+    }
     std::vector<PreTokenizerStep> steps;
     if (section("pre_tokenizer").is_null())
       r.fail("pre_tokenizer", "expected a ByteLevel pre-tokenizer (this is a byte-level BPE reader), got null");
@@ -331,22 +398,11 @@ Tokenizer TokenizerJson::read(std::string_view text, const std::string& source) 
         r.fail("pre_tokenizer", "a ByteLevel step with use_regex must be the last step");
     check_normalizer(r, section("normalizer"), "normalizer");
     check_decoder(r, section("decoder"), "decoder");
-    std::vector<int32_t> prefix, suffix;
-    read_post_processor(r, section("post_processor"), "post_processor", prefix, suffix);
 
-    Tokenizer t = Tokenizer::from_parts(vocab, merges, std::move(added), PreTokenizer(std::move(steps)),
-                                        r.boolean(model, "ignore_merges", "model", false), r.where);
-    for (int32_t id : prefix) t.id_to_token(id);
-    for (int32_t id : suffix) t.id_to_token(id);
-    t.template_prefix_ = std::move(prefix);
-    t.template_suffix_ = std::move(suffix);
-    if (!t.template_prefix_.empty()) t.bos_ = t.template_prefix_.front();
+    Tokenizer t = finish(Tokenizer::from_parts(vocab, merges, std::move(added), PreTokenizer(std::move(steps)),
+                                               r.boolean(model, "ignore_merges", "model", false), r.where));
     t.normalizer_json_ = dump_or_empty(section("normalizer"));
-    t.post_processor_json_ = canonical(section("post_processor")).dump();
     t.decoder_json_ = canonical(section("decoder")).dump();
-    t.truncation_json_ = dump_or_empty(section("truncation"));
-    t.padding_json_ = dump_or_empty(section("padding"));
-    t.dropout_json_ = model.contains("dropout") ? dump_or_empty(model["dropout"]) : "";
     t.unk_token_json_ = model.contains("unk_token") ? dump_or_empty(model["unk_token"]) : "";
     t.fuse_unk_ = r.boolean(model, "fuse_unk", "model", false);
     return t;
@@ -379,20 +435,86 @@ std::string TokenizerJson::write(const Tokenizer& t, int indent) {
     j["special"] = a->special;
     root["added_tokens"].push_back(std::move(j));
   }
-  root["normalizer"] = parse_kept(t.normalizer_json_, nullptr);
-  const auto& steps = t.pre_tokenizer_.steps();
-  if (steps.size() == 1) {
-    root["pre_tokenizer"] = step_json(steps[0]);
-  } else {
-    OJson seq;
-    seq["type"] = "Sequence";
-    seq["pretokenizers"] = OJson::array();
-    for (const auto& s : steps) seq["pretokenizers"].push_back(step_json(s));
-    root["pre_tokenizer"] = std::move(seq);
+  const bool spm = t.kind_ == TokenizerKind::SentencePieceBpe;
+  OJson default_post = spm ? OJson(nullptr) : byte_level_json(true, false, true);
+  if (t.post_processor_json_.empty() && !(t.template_prefix_.empty() && t.template_suffix_.empty())) {
+    if (spm) {
+      default_post = template_json(t);
+    } else {
+      default_post = OJson::object();
+      default_post["type"] = "Sequence";
+      default_post["processors"] = OJson::array({byte_level_json(true, false, true), template_json(t)});
+    }
   }
-  root["post_processor"] = parse_kept(t.post_processor_json_, byte_level_json(true, false, true));
-  root["decoder"] = parse_kept(t.decoder_json_, byte_level_json(true, true, true));
+  const auto& steps = t.pre_tokenizer_.steps();
+  if (spm) {
+    root["normalizer"] = spm_json::normalizer_json(t.spm_norm_);
+    root["pre_tokenizer"] = spm_json::pre_tokenizer_json(t.spm_norm_);
+  } else {
+    root["normalizer"] = parse_kept(t.normalizer_json_, nullptr);
+    if (steps.size() == 1) {
+      root["pre_tokenizer"] = step_json(steps[0]);
+    } else {
+      OJson seq;
+      seq["type"] = "Sequence";
+      seq["pretokenizers"] = OJson::array();
+      for (const auto& s : steps) seq["pretokenizers"].push_back(step_json(s));
+      root["pre_tokenizer"] = std::move(seq);
+    }
+  }
+  root["post_processor"] = parse_kept(t.post_processor_json_, default_post);
+  root["decoder"] = spm ? spm_json::decoder_json(t.spm_decoder_) : parse_kept(t.decoder_json_, byte_level_json(true, true, true));
+  if (spm) write_spm_model(t, root);
+  else write_byte_level_model(t, root);
+  try {
+    return root.dump(indent) + "\n";
+  } catch (const OJson::exception& e) {
+    throw ValueError(str_cat("[tokenizer] to_json: cannot serialize (an added token is not valid UTF-8?): ", e.what()));
+  }
+}
 
+namespace {
+
+// The "left right" string form is ambiguous when a token holds a space (never in byte-level or
+// "▁" vocabularies); the array form is used then.
+OJson merges_json(const std::vector<std::pair<const std::string*, const std::string*>>& merges) {
+  bool any_space = false;
+  for (auto [a, b] : merges) any_space = any_space || a->find(' ') != std::string::npos || b->find(' ') != std::string::npos;
+  OJson out = OJson::array();
+  for (auto [a, b] : merges) {
+    if (any_space) out.push_back(OJson::array({*a, *b}));
+    else out.push_back(*a + " " + *b);
+  }
+  return out;
+}
+
+}  // namespace
+
+void TokenizerJson::write_spm_model(const Tokenizer& t, OJson& root) {
+  const SpmModel& m = t.spm_;
+  OJson model;
+  model["type"] = "BPE";
+  model["dropout"] = parse_kept(t.dropout_json_, nullptr);
+  std::optional<std::string> unk = m.unk_token();
+  model["unk_token"] = unk ? OJson(*unk) : OJson(nullptr);
+  model["continuing_subword_prefix"] = nullptr;
+  model["end_of_word_suffix"] = nullptr;
+  model["fuse_unk"] = m.fuse_unk();
+  model["byte_fallback"] = m.byte_fallback();
+  model["ignore_merges"] = m.ignore_merges();
+  OJson vocab = OJson::object();
+  auto& entries = vocab.get_ref<OJson::object_t&>();
+  entries.reserve(m.size());
+  for (int32_t id = 0; id < m.id_limit(); ++id)
+    if (const SpmModel::Piece* p = m.piece(id)) entries.OJson::object_t::Container::emplace_back(p->text, id);
+  model["vocab"] = std::move(vocab);
+  std::vector<std::pair<const std::string*, const std::string*>> merges;
+  for (auto [a, b] : m.merges()) merges.emplace_back(&m.piece(a)->text, &m.piece(b)->text);
+  model["merges"] = merges_json(merges);
+  root["model"] = std::move(model);
+}
+
+void TokenizerJson::write_byte_level_model(const Tokenizer& t, OJson& root) {
   const BpeModel& m = t.model_;
   OJson model;
   model["type"] = "BPE";
@@ -409,24 +531,10 @@ std::string TokenizerJson::write(const Tokenizer& t, int indent) {
   for (int32_t id = 0; id < m.id_limit(); ++id)
     if (const std::string* tok = m.id_to_token(id)) entries.OJson::object_t::Container::emplace_back(*tok, id);
   model["vocab"] = std::move(vocab);
-  // The "left right" string form is ambiguous when a token holds a space (never in byte-level
-  // vocabularies, where ' ' is 'Ġ'); fall back to the array form then.
-  bool any_space = false;
-  for (auto [a, b] : m.merges())
-    any_space = any_space || m.id_to_token(a)->find(' ') != std::string::npos ||
-                m.id_to_token(b)->find(' ') != std::string::npos;
-  OJson merges = OJson::array();
-  for (auto [a, b] : m.merges()) {
-    if (any_space) merges.push_back(OJson::array({*m.id_to_token(a), *m.id_to_token(b)}));
-    else merges.push_back(*m.id_to_token(a) + " " + *m.id_to_token(b));
-  }
-  model["merges"] = std::move(merges);
+  std::vector<std::pair<const std::string*, const std::string*>> merges;
+  for (auto [a, b] : m.merges()) merges.emplace_back(m.id_to_token(a), m.id_to_token(b));
+  model["merges"] = merges_json(merges);
   root["model"] = std::move(model);
-  try {
-    return root.dump(indent) + "\n";
-  } catch (const OJson::exception& e) {
-    throw ValueError(str_cat("[tokenizer] to_json: cannot serialize (an added token is not valid UTF-8?): ", e.what()));
-  }
 }
 
 Tokenizer Tokenizer::from_json(std::string_view json, const std::string& source) {

@@ -53,6 +53,7 @@ std::string save_checkpoint(const std::string& dir, int64_t step, const Checkpoi
   write_file_atomic(tmp + "/config.json", d.model->cfg.to_json());
   std::vector<std::pair<std::string, Tensor>> tensors;
   for (auto& [n, t] : d.model->named_parameters()) tensors.emplace_back(n, t);
+  for (auto& [n, t] : d.model->named_buffers()) tensors.emplace_back(n, t);  // e.g. MoE routing biases
   save_safetensors(tmp + "/model.safetensors", tensors, {{"format", "pt"}});
   if (!d.tokenizer_json.empty()) write_file_atomic(tmp + "/tokenizer.json", d.tokenizer_json);
   if (d.optimizer) d.optimizer->save(tmp + "/optimizer.safetensors");

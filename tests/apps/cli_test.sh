@@ -65,5 +65,33 @@ expect_error "malformed tokenizer.json" "tokenizer.json" "$LMLAB" generate -m co
 expect_error "unknown experiment" "unknown experiment 'nope'" "$LMLAB" exp run nope
 expect_error "resume of an unknown run" "no run with id 99" "$LMLAB" train --resume 99
 
+# tokenize: the run's tokenizer.json and the same model converted to .gguf give the same ids; a
+# SentencePiece-style tokenizer.json falls back to <0xXX> byte tokens for characters it lacks.
+case "$0" in /*) here=$(dirname "$0") ;; *) here="$OLDPWD/$(dirname "$0")" ;; esac  # the script cd'ed into $W
+SPM="$here/../tokenizer/data/spm_tiny.json"
+expect_ok "convert run to gguf" "$LMLAB" convert runs/1/checkpoints/step-00000004 tiny.gguf
+ids_folder=$("$LMLAB" tokenize -m runs/1 -p "The jury said 東京" --ids-only 2>&1)
+ids_gguf=$("$LMLAB" tokenize -m tiny.gguf -p "The jury said 東京" --ids-only 2>&1)
+if [ -n "$ids_folder" ] && [ "$ids_folder" = "$ids_gguf" ]; then ok "tokenize folder = gguf"; else bad "tokenize folder ($ids_folder) != gguf ($ids_gguf)"; fi
+out=$("$LMLAB" tokenize -m "$SPM" -p "Hi 東" 2>&1)
+if grep -qF '"<0xE6>"' <<<"$out" && grep -qF '"<0xB1>"' <<<"$out"; then ok "tokenize spm byte fallback"; else bad "tokenize spm: $out"; fi
+[ "$("$LMLAB" tokenize -m "$SPM" -p "Hi" --ids-only --add-special | cut -d' ' -f1)" = "1" ] && ok "tokenize --add-special adds <s>" || bad "tokenize --add-special"
+expect_error "tokenize: missing model" "does not exist" "$LMLAB" tokenize -m nowhere.json -p hi
+
+# quantize + logits: a .gguf re-encoded to Q8_0 runs, logits files are written for text and ids, and
+# bad arguments are errors naming the problem.
+expect_ok "quantize q8_0" "$LMLAB" quantize tiny.gguf tiny-q8.gguf q8_0
+out=$("$LMLAB" quantize tiny.gguf tiny-q4.gguf q4_k 2>&1)
+if grep -qF "not a multiple of 256" <<<"$out"; then ok "quantize q4_k falls back on 32-wide rows"; else bad "quantize q4_k: $out"; fi
+expect_ok "generate from q8_0" "$LMLAB" generate -m tiny-q8.gguf -p "The jury" -n 4 --seed 1
+expect_ok "logits from text" "$LMLAB" logits -m runs/1 -p "The jury said" --out a.safetensors
+expect_ok "logits from ids" "$LMLAB" logits -m tiny-q8.gguf --tokens 1,2,3 --out b.safetensors
+[ -s a.safetensors ] && [ -s b.safetensors ] && ok "logits files written" || bad "no logits files"
+expect_error "quantize: unknown type" "unknown type 'q3'" "$LMLAB" quantize tiny.gguf x.gguf q3
+expect_error "quantize: same file" "same file" "$LMLAB" quantize tiny.gguf tiny.gguf q8_0
+expect_error "logits: bad id" "'x' is not a token id" "$LMLAB" logits -m tiny.gguf --tokens 1,x --out c.safetensors
+expect_error "logits: id outside vocab" "outside the vocabulary" "$LMLAB" logits -m tiny.gguf --tokens 99999 --out c.safetensors
+expect_error "logits: no input" "give -p TEXT or --tokens" "$LMLAB" logits -m tiny.gguf --out c.safetensors
+
 echo "$fails failed"
 [ "$fails" -eq 0 ]

@@ -1,4 +1,4 @@
-// Op-table cases: concat/stack/split/chunk, gather/scatter_add/index_select/one_hot, sort/argsort/topk,
+// Op-table cases: concat/stack/split/chunk, gather/scatter_add/index_select/index_add/one_hot, sort/argsort/topk,
 // cumsum/tril/triu. Sizes 1, odd and prime; transposed (non-contiguous) inputs; i32 and i64 indices
 // with repeats; ops returning several tensors are folded into one differentiable output.
 #include <cmath>
@@ -215,6 +215,28 @@ std::vector<OpCase> index_cases() {
           return std::vector<Tensor>{randn(g, xs, dt), rand_index(g, {c.k}, hi, c.idt)};
         },
         [c](const std::vector<Tensor>& in) { return index_select(maybe_t(in[0], c.t), c.dim, in[1]); }));
+  }
+  // index_add: x, dim, K (src is x with K along dim); repeated indices accumulate.
+  for (const I& c : std::vector<I>{{{7, 5}, 0, 11, DType::I64, false},
+                                   {{4, 6}, 1, 5, DType::I32, true},
+                                   {{3, 5, 4}, 1, 7, DType::I64, false},
+                                   {{1}, 0, 3, DType::I32, false},
+                                   {{2, 13}, -1, 2, DType::I64, false}}) {
+    std::string n = "index_add_" + shape_str(c.x) + "_dim" + std::to_string(c.dim) + "_k" + std::to_string(c.k) +
+                    "_" + dtype_name(c.idt) + (c.t ? "_T" : "");
+    int64_t d = c.dim < 0 ? c.dim + int64_t(c.x.size()) : c.dim;
+    Shape src = c.x;
+    src[size_t(d)] = c.k;
+    Shape xs = c.t ? swapped(c.x) : c.x, ss = c.t ? swapped(src) : src;
+    int64_t hi = c.x[size_t(d)];
+    cs.push_back(make(
+        OpKind::IndexAdd, n,
+        [c, xs, ss, hi](Generator& g, DType dt) {
+          return std::vector<Tensor>{randn(g, xs, dt), rand_index(g, {c.k}, hi, c.idt), randn(g, ss, dt)};
+        },
+        [c](const std::vector<Tensor>& in) {
+          return index_add(maybe_t(in[0], c.t), c.dim, in[1], maybe_t(in[2], c.t));
+        }));
   }
   struct H {
     Shape idx;

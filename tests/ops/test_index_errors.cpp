@@ -165,6 +165,17 @@ TEST(IndexOpsErrors, IndexSelectOneHot) {
                            "[index_select] argument 'index' must be an index tensor");
   expect_error<IndexError>([&] { index_select(x, -3, i64({0})); }, "[index_select] dim out of range");
 
+  Tensor src = Tensor::zeros({2, 2});
+  expect_error<IndexError>([&] { index_add(x, 0, i64({1, 4}), src); },
+                           "[index_add] index 4 out of range for dim 0 of size 4");
+  expect_error<ShapeError>([&] { index_add(x, 0, i64({1, 2, 3}), src); },
+                           "[index_add] src must have shape [3, 2] (x [4, 2] with 3 index entries along dim 0), got [2, 2]");
+  expect_error<ShapeError>([&] { index_add(x, 0, i64({0, 1}, {1, 2}), src); }, "[index_add] index must be 1-D");
+  expect_error<DTypeError>([&] { index_add(x, 0, i64({0, 1}), Tensor::zeros({2, 2}, DType::F64)); },
+                           "[index_add] dtype mismatch");
+  expect_error<DTypeError>([&] { index_add(x, 0, Tensor::zeros({2}), src); },
+                           "[index_add] argument 'index' must be an index tensor");
+
   expect_error<IndexError>([&] { one_hot(i64({0, -1, 2}), 3); }, "[one_hot] class index -1 is negative");
   expect_error<IndexError>([&] { one_hot(i64({0, 3}), 3); }, "[one_hot] class index 3 out of range for 3 classes");
   expect_error<DTypeError>([&] { one_hot(Tensor::zeros({2}), 3); },
@@ -272,6 +283,19 @@ TEST(IndexOpsSemantics, ScatterAddAccumulatesAndGathers) {
     EXPECT_EQ(b.to_vector<double>(), (std::vector<double>{3, 3, 1}));
     sum(b).backward();
     EXPECT_EQ(a.grad().to_vector<double>(), (std::vector<double>{1, 0, 2}));
+  });
+}
+
+TEST(IndexOpsSemantics, IndexAddAccumulatesRepeatsAndSelectsGradients) {
+  both_modes([] {
+    Tensor x = f64({1, 2, 3, 4, 5, 6}).reshape({3, 2}).set_requires_grad();
+    Tensor s = f64({10, 20, 30, 40, 50, 60, 70, 80}).reshape({4, 2}).set_requires_grad();
+    Tensor y = index_add(x, 0, i64({2, 0, 2, 2}), s);
+    EXPECT_EQ(y.to_vector<double>(), (std::vector<double>{31, 42, 3, 4, 135, 166}));
+    EXPECT_EQ(x.to_vector<double>(), (std::vector<double>{1, 2, 3, 4, 5, 6}));  // out-of-place
+    sum(mul(y, f64({1, 2, 3, 4, 5, 6}).reshape({3, 2}))).backward();
+    EXPECT_EQ(x.grad().to_vector<double>(), (std::vector<double>{1, 2, 3, 4, 5, 6}));
+    EXPECT_EQ(s.grad().to_vector<double>(), (std::vector<double>{5, 6, 1, 2, 5, 6, 5, 6}));
   });
 }
 

@@ -1,0 +1,79 @@
+// load_model on Hugging Face folders: a sharded checkpoint gives the same logits as the same weights
+// in one file, and the folder's generation / tokenizer configs reach LoadedModel.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "lmlab/infer/model_loader.h"
+#include "lmlab/io/safetensors.h"
+#include "lmlab/lmlab.h"
+#include "tests/test_util.h"
+
+using namespace lmlab;
+using lmlab::test::expect_error;
+using lmlab::test::TempDir;
+
+namespace {
+
+TransformerConfig tiny() {
+  TransformerConfig c;
+  c.vocab_size = 40;
+  c.hidden_size = 32;
+  c.intermediate_size = 48;
+  c.num_hidden_layers = 2;
+  c.num_attention_heads = 4;
+  c.num_key_value_heads = 2;
+  c.max_position_embeddings = 32;
+  return c;
+}
+
+std::vector<std::pair<std::string, Tensor>> weights_of(const TransformerConfig& cfg) {
+  Transformer m(cfg, 11);
+  Generator g(12);
+  std::vector<std::pair<std::string, Tensor>> sd;
+  for (auto& [n, p] : m.named_parameters()) sd.emplace_back(n, p.dim() == 1 ? Tensor::rand(p.shape(), g) : p);
+  return sd;
+}
+
+std::vector<float> logits(const LoadedModel& lm) {
+  Tensor ids = Tensor::from_vector(std::vector<int64_t>{1, 7, 3, 39, 0, 12}, {1, 6});
+  NoGrad ng;
+  return lm.model->forward(ids).to_vector<float>();
+}
+
+}  // namespace
+
+TEST(ModelLoader, ShardedFolderMatchesSingleFile) {
+  TempDir tmp("loader_shards");
+  TransformerConfig cfg = tiny();
+  auto sd = weights_of(cfg);
+  for (const char* sub : {"one", "many"}) {
+    std::filesystem::create_directories(tmp.path / sub);
+    write_file_atomic(tmp / (std::string(sub) + "/config.json"), cfg.to_json());
+  }
+  save_safetensors_shards(tmp / "one", sd, uint64_t(1) << 30);
+  auto written = save_safetensors_shards(tmp / "many", sd, 8192);  // ~ one layer's projections per shard
+  ASSERT_GT(written.size(), 3u);
+  write_file_atomic(tmp / "many/generation_config.json", R"({"eos_token_id":[3,4],"temperature":0.7})");
+  write_file_atomic(tmp / "many/tokenizer_config.json", R"({"eos_token":"</s>","chat_template":"C"})");
+  LoadedModel a = load_model(tmp / "one"), b = load_model(tmp / "many");
+  EXPECT_EQ(logits(a), logits(b));  // the same bytes, so bit-identical
+  EXPECT_TRUE(a.generation.eos_token_ids.empty());
+  EXPECT_EQ(b.generation.eos_token_ids, (std::vector<int64_t>{3, 4}));
+  EXPECT_EQ(b.generation.temperature, std::optional<double>(0.7));
+  EXPECT_EQ(b.tokenizer_config.eos_token, std::optional<std::string>("</s>"));
+  EXPECT_EQ(b.tokenizer_config.chat_template, std::optional<std::string>("C"));
+  // a missing tensor names the index it came through
+  auto idx = SafetensorsIndex::parse(lmlab::test::slurp(tmp.path / "many" / kSafetensorsIndexName));
+  std::string dropped = idx.weight_map.begin()->first, shard = idx.weight_map.begin()->second;
+  std::vector<std::pair<std::string, Tensor>> rest;
+  auto f = SafetensorsFile::open(tmp / ("many/" + shard));
+  for (const auto& n : f.names())
+    if (n != dropped) rest.emplace_back(n, f.get(n).contiguous().clone());
+  save_safetensors(tmp / ("many/" + shard), rest);
+  idx.weight_map.erase(dropped);
+  idx.total_size.reset();
+  write_file_atomic(tmp / ("many/" + std::string(kSafetensorsIndexName)), idx.to_json());
+  expect_error<FormatError>([&] { load_model(tmp / "many"); }, kSafetensorsIndexName);
+  expect_error<FormatError>([&] { load_model(tmp / "many"); }, dropped);
+}

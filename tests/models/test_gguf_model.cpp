@@ -1,0 +1,409 @@
+// GGUF <-> HF folder conversion (lmlab/models/gguf_model.h) for llama / qwen2 / qwen3 / qwen3moe:
+// llama.cpp's q/k row permutation, bit-exact round trips for f32/bf16/f16 sources, logits of a
+// .gguf-loaded model equal to the HF folder's (f32) or within the quantization error (Q8_0, Q4_K,
+// BF16 kept in their stored type), the GGUF tokenizer encoding like tokenizer.json, and errors naming
+// the problem.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <filesystem>
+#include <set>
+
+#include "lmlab/infer/model_loader.h"
+#include "lmlab/io/gguf.h"
+#include "lmlab/io/safetensors.h"
+#include "lmlab/lmlab.h"
+#include "lmlab/io/gguf_quantize.h"
+#include "lmlab/models/gguf_model.h"
+#include "tests/test_util.h"
+
+using namespace lmlab;
+using lmlab::test::expect_error;
+using lmlab::test::TempDir;
+
+namespace {
+
+const std::string kText =
+    "Hello, world! Grüße aus Köln — 東京 🍣 naïve café 123 <|endoftext|> über   tabs\tand\nlines";
+
+Tokenizer make_tokenizer() {
+  std::vector<std::string> texts = {"Hello, world! Hello again, world.",
+                                    "The quick brown fox jumps over the lazy dog.", "Grüße aus Köln und München.",
+                                    "東京 and 京都 are cities.", "hello hello hello world"};
+  TrainOptions o;
+  o.vocab_size = 320;
+  o.min_frequency = 1;
+  o.special_tokens = {"<|endoftext|>"};
+  return Tokenizer::train(texts, o);
+}
+
+TransformerConfig make_config(int64_t vocab, bool tied, const std::string& arch = "LlamaForCausalLM") {
+  TransformerConfig c;
+  c.architecture = arch;
+  c.vocab_size = vocab;
+  c.hidden_size = 32;
+  c.intermediate_size = 64;
+  c.num_hidden_layers = 2;
+  c.num_attention_heads = 4;
+  c.num_key_value_heads = 2;
+  c.max_position_embeddings = 64;
+  c.tie_word_embeddings = tied;
+  c.eos_token_id = 0;
+  if (arch == "Qwen2ForCausalLM") c.attention_bias = true;
+  if (arch == "Qwen3ForCausalLM" || arch == "Qwen3MoeForCausalLM") c.head_dim = 16;  // != hidden / heads
+  if (arch == "Qwen3MoeForCausalLM") {
+    c.num_experts = 4;
+    c.num_experts_per_tok = 2;
+    c.moe_intermediate_size = 32;
+    c.norm_topk_prob = true;
+    c.mlp_only_layers = {0};
+  }
+  return c;
+}
+
+const std::vector<std::string> kArchs = {"LlamaForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM",
+                                         "Qwen3MoeForCausalLM"};
+
+double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  double md = 0;
+  for (size_t i = 0; i < a.size(); ++i) md = std::max(md, double(std::abs(a[i] - b[i])));
+  return md;
+}
+double max_abs(const std::vector<float>& a) {
+  double m = 0;
+  for (float v : a) m = std::max(m, double(std::abs(v)));
+  return m;
+}
+
+std::vector<float> logits_of(const Transformer& m) {
+  Tensor ids = Tensor::from_vector(std::vector<int64_t>{0, 5, 17, 260, 3, 99, 42}, {1, 7});
+  NoGrad ng;
+  return m.forward(ids).to_vector<float>();
+}
+
+// Writes an HF folder with tensors in `dtype`; norms get non-trivial values.
+void write_folder(const std::string& dir, const TransformerConfig& cfg, const Tokenizer& tok, DType dtype,
+                  uint64_t seed = 7) {
+  std::filesystem::create_directories(dir);
+  Transformer m(cfg, seed);
+  Generator g(seed + 1);
+  std::vector<std::pair<std::string, Tensor>> sd;
+  for (auto& [n, p] : m.named_parameters()) {
+    Tensor t = p.dim() == 1 ? Tensor::rand(p.shape(), g) : p;
+    sd.emplace_back(n, t.to(dtype));
+  }
+  write_file_atomic(dir + "/config.json", cfg.to_json());
+  save_safetensors(dir + "/model.safetensors", sd);
+  tok.save(dir + "/tokenizer.json");
+}
+
+bool same_bytes(const Tensor& a, const Tensor& b) {
+  if (a.dtype() != b.dtype() || a.shape() != b.shape()) return false;
+  Tensor x = a.contiguous(), y = b.contiguous();
+  return std::memcmp(x.raw_data(), y.raw_data(), x.nbytes()) == 0;
+}
+
+void expect_round_trip(DType dtype, bool tied, const std::string& arch = "LlamaForCausalLM") {
+  TempDir tmp("gguf_rt");
+  Tokenizer tok = make_tokenizer();
+  TransformerConfig cfg = make_config(tok.vocab_size(), tied, arch);
+  write_folder(tmp / "hf", cfg, tok, dtype);
+  hf_folder_to_gguf(tmp / "hf", tmp / "m.gguf");
+  GgufFile f = GgufFile::open(tmp / "m.gguf");
+  GgmlType want = dtype == DType::F32 ? GgmlType::F32 : dtype == DType::F16 ? GgmlType::F16 : GgmlType::BF16;
+  EXPECT_EQ(f.info("blk.0.attn_q.weight").type, want);
+  EXPECT_EQ(f.info("blk.0.attn_norm.weight").type, GgmlType::F32);
+  EXPECT_EQ(f.contains("output.weight"), !tied);
+  gguf_to_hf_folder(tmp / "m.gguf", tmp / "back");
+  auto a = load_safetensors(tmp / "hf/model.safetensors");
+  auto b = load_safetensors(tmp / "back/model.safetensors");
+  EXPECT_EQ(a.size(), b.size());
+  for (auto& [n, t] : a) {
+    ASSERT_TRUE(b.count(n)) << n;
+    EXPECT_TRUE(same_bytes(t, b.at(n))) << n << " " << dtype_name(dtype);
+  }
+  TransformerConfig c2 = TransformerConfig::from_file(tmp / "back/config.json");
+  EXPECT_EQ(c2.rms_norm_eps, cfg.rms_norm_eps);
+  EXPECT_EQ(c2.rope_theta, cfg.rope_theta);
+  EXPECT_EQ(c2.num_key_value_heads, 2);
+  EXPECT_EQ(c2.tie_word_embeddings, tied);
+  EXPECT_EQ(c2.architecture, arch);
+  EXPECT_EQ(c2.resolved_head_dim(), cfg.resolved_head_dim());
+  EXPECT_EQ(c2.num_experts, cfg.num_experts);
+  EXPECT_EQ(c2.mlp_only_layers, cfg.mlp_only_layers);
+  EXPECT_EQ(c2.attention_bias, cfg.attention_bias);
+  Tokenizer t2 = Tokenizer::from_file(tmp / "back/tokenizer.json");
+  EXPECT_EQ(t2.encode(kText), tok.encode(kText));
+}
+
+// Copies a GGUF, letting `edit` change metadata or tensors.
+void rewrite(const std::string& in, const std::string& out, const std::string& drop_tensor,
+             const std::string& arch = "llama", const std::string& reshape = "") {
+  GgufFile f = GgufFile::open(in);
+  GgufWriter w;
+  for (const auto& [k, v] : f.metadata()) w.set(k, k == "general.architecture" ? GgufValue(arch) : v);
+  for (const auto& i : f.tensors()) {
+    if (i.name == drop_tensor) continue;
+    Tensor t = f.get_tensor(i.name);
+    if (i.name == reshape) t = t.reshape({t.numel()});
+    w.add_tensor(i.name, t);
+  }
+  w.write(out);
+}
+
+}  // namespace
+
+TEST(GgufModel, NameTablePerArchitecture) {
+  TransformerConfig llama = make_config(320, false);
+  EXPECT_EQ(gguf_arch_name(llama), "llama");
+  EXPECT_EQ(*hf_to_gguf_name(llama, "model.layers.1.self_attn.o_proj.weight"), "blk.1.attn_output.weight");
+  EXPECT_EQ(*hf_to_gguf_name(llama, "model.embed_tokens.weight"), "token_embd.weight");
+  EXPECT_EQ(*hf_to_gguf_name(llama, "model.layers.1.post_attention_layernorm.weight"), "blk.1.ffn_norm.weight");
+  EXPECT_EQ(*hf_to_gguf_name(llama, "lm_head.weight"), "output.weight");
+  EXPECT_FALSE(hf_to_gguf_name(llama, "model.layers.2.mlp.up_proj.weight"));  // only 2 layers
+  EXPECT_FALSE(hf_to_gguf_name(llama, "model.layers.0.self_attn.q_proj.bias"));
+  TransformerConfig q2 = make_config(320, true, "Qwen2ForCausalLM");
+  EXPECT_EQ(gguf_arch_name(q2), "qwen2");
+  EXPECT_EQ(*hf_to_gguf_name(q2, "model.layers.0.self_attn.k_proj.bias"), "blk.0.attn_k.bias");
+  EXPECT_FALSE(hf_to_gguf_name(q2, "model.layers.0.self_attn.o_proj.bias"));  // Qwen2: q/k/v only
+  EXPECT_FALSE(hf_to_gguf_name(q2, "lm_head.weight"));                        // tied
+  TransformerConfig q3 = make_config(320, false, "Qwen3ForCausalLM");
+  EXPECT_EQ(gguf_arch_name(q3), "qwen3");
+  EXPECT_EQ(*hf_to_gguf_name(q3, "model.layers.1.self_attn.q_norm.weight"), "blk.1.attn_q_norm.weight");
+  TransformerConfig moe = make_config(320, false, "Qwen3MoeForCausalLM");
+  EXPECT_EQ(gguf_arch_name(moe), "qwen3moe");
+  EXPECT_EQ(*hf_to_gguf_name(moe, "model.layers.0.mlp.up_proj.weight"), "blk.0.ffn_up.weight");  // dense layer 0
+  EXPECT_EQ(*hf_to_gguf_name(moe, "model.layers.1.mlp.gate.weight"), "blk.1.ffn_gate_inp.weight");
+  EXPECT_EQ(*hf_to_gguf_name(moe, "model.layers.1.mlp.experts.3.down_proj.weight"), "blk.1.ffn_down_exps.weight");
+  int permuted = 0;
+  for (const auto& slot : gguf_tensor_slots(llama)) permuted += slot.permute > 0;
+  EXPECT_EQ(permuted, 4);  // q and k of 2 layers
+  for (const auto& slot : gguf_tensor_slots(q3)) EXPECT_EQ(slot.permute, 0) << slot.hf;  // NEOX rope: no permute
+  // Every slot of every architecture names a distinct HF tensor, and the model has exactly those.
+  for (const auto& arch : kArchs) {
+    TransformerConfig c = make_config(320, false, arch);
+    Transformer m(c);
+    std::set<std::string> names;
+    for (const auto& slot : gguf_tensor_slots(c)) EXPECT_TRUE(names.insert(slot.hf).second) << slot.hf;
+    std::set<std::string> params;
+    for (const auto& [n, t] : m.named_parameters()) params.insert(n);
+    EXPECT_EQ(names, params) << arch;
+  }
+  TransformerConfig bad = llama;
+  bad.architecture = "GPT2LMHeadModel";
+  expect_error<FormatError>([&] { gguf_arch_name(bad); }, "architecture 'GPT2LMHeadModel' has no GGUF mapping");
+}
+
+TEST(GgufModel, PermuteMatchesHandComputedCase) {
+  // n_head 2, head_dim 4: HF rows per head (r0 r1 | r2 r3) -> GGML pairs (r0 r2)(r1 r3).
+  std::vector<float> v(16);
+  for (int i = 0; i < 16; ++i) v[size_t(i)] = float(i);
+  Tensor w = Tensor::from_vector(v, {8, 2});
+  Tensor p = gguf_permute_qk(w, 2);
+  std::vector<int> rows = {0, 2, 1, 3, 4, 6, 5, 7};
+  std::vector<float> want;
+  for (int r : rows) want.insert(want.end(), {float(2 * r), float(2 * r + 1)});
+  EXPECT_EQ(p.to_vector<float>(), want);
+  EXPECT_TRUE(same_bytes(gguf_permute_qk(p, 2, true), w));
+  // The same permutation on quantized rows moves whole rows of blocks.
+  Generator g(3);
+  Tensor big = Tensor::randn({8, 64}, g);
+  QMatrix q = QMatrix::quantize(big, GgmlType::Q8_0);
+  QMatrix qp = gguf_permute_qk(q, 2);
+  QMatrix want_q = QMatrix::quantize(gguf_permute_qk(big, 2), GgmlType::Q8_0);
+  ASSERT_EQ(qp.nbytes(), want_q.nbytes());
+  EXPECT_EQ(std::memcmp(qp.bytes.get(), want_q.bytes.get(), qp.nbytes()), 0);
+  QMatrix back = gguf_permute_qk(qp, 2, true);
+  EXPECT_EQ(std::memcmp(back.bytes.get(), q.bytes.get(), q.nbytes()), 0);
+}
+
+TEST(GgufModel, GgufHoldsPermutedQkAndMetadata) {
+  TempDir tmp("gguf_meta");
+  Tokenizer tok = make_tokenizer();
+  TransformerConfig cfg = make_config(tok.vocab_size(), false);
+  write_folder(tmp / "hf", cfg, tok, DType::F32);
+  hf_folder_to_gguf(tmp / "hf", tmp / "m.gguf", GgmlType::F32);
+  GgufFile f = GgufFile::open(tmp / "m.gguf");
+  auto sd = load_safetensors(tmp / "hf/model.safetensors");
+  // q: 4 heads of head_dim 8; k: 2 kv heads. Row (h, j, s) of the GGUF = HF row h*8 + s*4 + j.
+  for (auto [hf, g, heads] : {std::tuple{"model.layers.1.self_attn.q_proj.weight", "blk.1.attn_q.weight", 4},
+                              std::tuple{"model.layers.1.self_attn.k_proj.weight", "blk.1.attn_k.weight", 2}}) {
+    Tensor src = sd.at(hf), got = f.get_tensor(g);
+    EXPECT_FALSE(same_bytes(src, got)) << g;
+    for (int64_t h = 0; h < heads; ++h)
+      for (int64_t j = 0; j < 4; ++j)
+        for (int64_t s = 0; s < 2; ++s)
+          EXPECT_TRUE(same_bytes(got.select(0, h * 8 + 2 * j + s), src.select(0, h * 8 + s * 4 + j))) << g;
+  }
+  EXPECT_TRUE(same_bytes(f.get_tensor("blk.0.attn_v.weight"), sd.at("model.layers.0.self_attn.v_proj.weight")));
+  EXPECT_EQ(f.get_string("general.architecture"), "llama");
+  EXPECT_EQ(f.get_int("llama.block_count"), 2);
+  EXPECT_EQ(f.get_int("llama.attention.head_count"), 4);
+  EXPECT_EQ(f.get_int("llama.attention.head_count_kv"), 2);
+  EXPECT_EQ(f.get_int("llama.rope.dimension_count"), 8);
+  EXPECT_EQ(f.get_int("llama.embedding_length"), 32);
+  EXPECT_EQ(f.get_int("llama.feed_forward_length"), 64);
+  EXPECT_EQ(f.get_string("tokenizer.ggml.model"), "gpt2");
+  EXPECT_EQ(f.get_string("tokenizer.ggml.pre"), "gpt-2");
+  EXPECT_EQ(int64_t(f.get_array("tokenizer.ggml.tokens").items.size()), int64_t(tok.vocab_size()));
+  EXPECT_EQ(f.get_array("tokenizer.ggml.token_type").items.at(0), GgufValue(int32_t(3)));  // <|endoftext|>
+  EXPECT_EQ(f.get_array("tokenizer.ggml.token_type").items.at(100), GgufValue(int32_t(1)));
+  EXPECT_EQ(f.get_array("tokenizer.ggml.merges").items.size(), tok.model().merges().size());
+  EXPECT_EQ(f.get_int("tokenizer.ggml.eos_token_id"), 0);
+}
+
+TEST(GgufModel, RoundTripBitExactF32) {
+  expect_round_trip(DType::F32, false);
+  expect_round_trip(DType::F32, true);
+}
+TEST(GgufModel, RoundTripBitExactBF16) { expect_round_trip(DType::BF16, false); }
+TEST(GgufModel, RoundTripBitExactF16) { expect_round_trip(DType::F16, true); }
+TEST(GgufModel, RoundTripBitExactQwenFamilies) {
+  for (const auto& arch : {"Qwen2ForCausalLM", "Qwen3ForCausalLM", "Qwen3MoeForCausalLM"}) {
+    SCOPED_TRACE(arch);
+    expect_round_trip(DType::F32, true, arch);
+    expect_round_trip(DType::BF16, false, arch);
+  }
+}
+
+TEST(GgufModel, QwenMetadataAndStackedExperts) {
+  TempDir tmp("gguf_qwen");
+  Tokenizer tok = make_tokenizer();
+  TransformerConfig cfg = make_config(tok.vocab_size(), false, "Qwen3MoeForCausalLM");
+  write_folder(tmp / "hf", cfg, tok, DType::F32);
+  hf_folder_to_gguf(tmp / "hf", tmp / "m.gguf");
+  GgufFile f = GgufFile::open(tmp / "m.gguf");
+  EXPECT_EQ(f.get_string("general.architecture"), "qwen3moe");
+  EXPECT_EQ(f.get_int("qwen3moe.expert_count"), 4);
+  EXPECT_EQ(f.get_int("qwen3moe.expert_used_count"), 2);
+  EXPECT_EQ(f.get_int("qwen3moe.expert_feed_forward_length"), 32);
+  EXPECT_EQ(f.get_int("qwen3moe.attention.key_length"), 16);
+  EXPECT_EQ(f.info("blk.1.ffn_gate_exps.weight").shape, (Shape{4, 32, 32}));
+  EXPECT_EQ(f.info("blk.1.ffn_down_exps.weight").shape, (Shape{4, 32, 32}));
+  EXPECT_TRUE(f.contains("blk.0.ffn_gate.weight"));    // mlp_only_layers = {0}
+  EXPECT_FALSE(f.contains("blk.1.ffn_gate.weight"));
+  auto sd = load_safetensors(tmp / "hf/model.safetensors");
+  Tensor stacked = f.get_tensor("blk.1.ffn_up_exps.weight");
+  EXPECT_TRUE(same_bytes(stacked.select(0, 2).contiguous(), sd.at("model.layers.1.mlp.experts.2.up_proj.weight")));
+  // q/k rows are not permuted for the qwen architectures.
+  EXPECT_TRUE(same_bytes(f.get_tensor("blk.0.attn_q.weight"), sd.at("model.layers.0.self_attn.q_proj.weight")));
+}
+
+TEST(GgufModel, EveryArchitectureLoadsWithTheFoldersLogits) {
+  for (const auto& arch : kArchs) {
+    SCOPED_TRACE(arch);
+    TempDir tmp("gguf_arch_logits");
+    Tokenizer tok = make_tokenizer();
+    TransformerConfig cfg = make_config(tok.vocab_size(), false, arch);
+    write_folder(tmp / "hf", cfg, tok, DType::F32);
+    hf_folder_to_gguf(tmp / "hf", tmp / "m.gguf");
+    LoadedModel a = load_model(tmp / "hf"), b = load_model(tmp / "m.gguf");
+    auto la = logits_of(*a.model), lb = logits_of(*b.model);
+    ASSERT_EQ(la.size(), lb.size());
+    EXPECT_LE(max_abs_diff(la, lb), 1e-6);
+  }
+}
+
+// Quantized files load with their matrices kept quantized; logits stay within the quantization error
+// of the f32 model and equal those of the same file dequantized to f32 up to the activation rounding.
+TEST(GgufModel, QuantizedFilesRunQuantized) {
+  TempDir tmp("gguf_quant");
+  Tokenizer tok = make_tokenizer();
+  for (const auto& arch : {"LlamaForCausalLM", "Qwen3MoeForCausalLM"}) {
+    SCOPED_TRACE(arch);
+    TransformerConfig cfg = make_config(tok.vocab_size(), false, arch);
+    write_folder(tmp / "hf", cfg, tok, DType::F32);
+    hf_folder_to_gguf(tmp / "hf", tmp / "m.gguf");
+    auto ref = logits_of(*load_gguf_model(tmp / "m.gguf").model);
+    for (auto [type, tol] : {std::pair{GgmlType::Q8_0, 0.02}, std::pair{GgmlType::BF16, 0.02}}) {
+      QuantizeOptions o;
+      o.type = type;
+      gguf_quantize(tmp / "m.gguf", tmp / "q.gguf", o);
+      GgufModel q = load_gguf_model(tmp / "q.gguf");
+      GgufLoadOptions f32;
+      f32.keep_quantized = false;
+      GgufModel d = load_gguf_model(tmp / "q.gguf", f32);
+      EXPECT_GT(q.quantized_matrices, 0);
+      EXPECT_EQ(d.quantized_matrices, 0);
+      auto lq = logits_of(*q.model), ld = logits_of(*d.model);
+      const double scale = max_abs(ref);
+      EXPECT_LE(max_abs_diff(lq, ref), tol * scale) << ggml_type_name(type);
+      EXPECT_LE(max_abs_diff(lq, ld), tol * scale) << ggml_type_name(type);
+      EXPECT_GT(max_abs_diff(lq, ref), 0.0) << "the quantized path must differ from f32 somewhere";
+    }
+  }
+}
+
+TEST(GgufModel, Q4KModelWithWideRows) {
+  TempDir tmp("gguf_q4k");
+  Tokenizer tok = make_tokenizer();
+  TransformerConfig cfg = make_config(tok.vocab_size(), true);
+  cfg.hidden_size = 256;
+  cfg.intermediate_size = 512;
+  cfg.num_attention_heads = 4;
+  cfg.num_key_value_heads = 4;
+  write_folder(tmp / "hf", cfg, tok, DType::F32);
+  hf_folder_to_gguf(tmp / "hf", tmp / "m.gguf");
+  QuantizeOptions o;
+  o.type = GgmlType::Q4_K;
+  QuantizeReport r = gguf_quantize(tmp / "m.gguf", tmp / "q.gguf", o);
+  EXPECT_TRUE(r.notes.empty());
+  GgufFile f = GgufFile::open(tmp / "q.gguf");
+  EXPECT_EQ(f.info("blk.0.ffn_down.weight").type, GgmlType::Q4_K);
+  EXPECT_EQ(f.info("token_embd.weight").type, GgmlType::Q6_K);  // tied: the embedding is the head
+  GgufModel q = load_gguf_model(tmp / "q.gguf");
+  EXPECT_EQ(q.quantized_matrices, 2 * 7);
+  auto ref = logits_of(*load_gguf_model(tmp / "m.gguf").model), lq = logits_of(*q.model);
+  EXPECT_LE(max_abs_diff(lq, ref), 0.1 * max_abs(ref));
+}
+
+TEST(GgufModel, LoadModelGgufMatchesFolder) {
+  for (bool tied : {false, true}) {
+    TempDir tmp(tied ? "gguf_load_t" : "gguf_load_u");
+    Tokenizer tok = make_tokenizer();
+    TransformerConfig cfg = make_config(tok.vocab_size(), tied);
+    write_folder(tmp / "hf", cfg, tok, DType::F32);
+    hf_folder_to_gguf(tmp / "hf", tmp / "m.gguf");
+    LoadedModel a = load_model(tmp / "hf"), b = load_model(tmp / "m.gguf");
+    ASSERT_TRUE(b.model && b.tokenizer);
+    EXPECT_EQ(b.model->cfg.tie_word_embeddings, tied);
+    Tensor ids = Tensor::from_vector(std::vector<int64_t>{0, 5, 17, 260, 3, 99, 42}, {1, 7});
+    NoGrad ng;
+    std::vector<float> la = a.model->forward(ids).to_vector<float>(), lb = b.model->forward(ids).to_vector<float>();
+    ASSERT_EQ(la.size(), lb.size());
+    double md = 0;
+    for (size_t i = 0; i < la.size(); ++i) md = std::max(md, double(std::abs(la[i] - lb[i])));
+    EXPECT_LE(md, 1e-6);
+    EXPECT_EQ(b.tokenizer->encode(kText), a.tokenizer->encode(kText));
+    EXPECT_EQ(b.tokenizer->encode(kText, false), a.tokenizer->encode(kText, false));
+    EXPECT_EQ(b.tokenizer->decode(b.tokenizer->encode(kText)), kText);
+    EXPECT_EQ(b.tokenizer->eos_id(), std::optional<int32_t>(0));
+  }
+}
+
+TEST(GgufModel, ErrorsNameTheProblem) {
+  TempDir tmp("gguf_err");
+  Tokenizer tok = make_tokenizer();
+  TransformerConfig cfg = make_config(tok.vocab_size(), false);
+  write_folder(tmp / "hf", cfg, tok, DType::F32);
+  hf_folder_to_gguf(tmp / "hf", tmp / "m.gguf");
+  rewrite(tmp / "m.gguf", tmp / "arch.gguf", "", "gpt2");
+  expect_error<FormatError>([&] { load_gguf_model(tmp / "arch.gguf"); }, "general.architecture is 'gpt2'");
+  expect_error<FormatError>([&] { gguf_to_hf_folder(tmp / "arch.gguf", tmp / "x"); },
+                            "supported: llama, qwen2, qwen3, qwen3moe");
+  rewrite(tmp / "m.gguf", tmp / "miss.gguf", "blk.1.ffn_up.weight");
+  expect_error<FormatError>([&] { load_model(tmp / "miss.gguf"); }, "missing tensor 'blk.1.ffn_up.weight'");
+  rewrite(tmp / "m.gguf", tmp / "shape.gguf", "", "llama", "blk.0.attn_k.weight");
+  expect_error<FormatError>([&] { load_model(tmp / "shape.gguf"); }, "tensor 'blk.0.attn_k.weight' has shape");
+  expect_error<FormatError>([&] { load_model(tmp / "shape.gguf"); }, "shape.gguf");
+  // a wrong-shaped HF tensor when writing
+  auto sd = load_safetensors(tmp / "hf/model.safetensors");
+  sd["model.norm.weight"] = Tensor::zeros({31});
+  save_safetensors(tmp / "hf/model.safetensors", {sd.begin(), sd.end()});
+  expect_error<FormatError>([&] { hf_folder_to_gguf(tmp / "hf", tmp / "y.gguf"); },
+                            "tensor 'model.norm.weight' has shape");
+  sd.erase("model.norm.weight");
+  save_safetensors(tmp / "hf/model.safetensors", {sd.begin(), sd.end()});
+  expect_error<FormatError>([&] { hf_folder_to_gguf(tmp / "hf", tmp / "y.gguf"); },
+                            "missing tensor 'model.norm.weight'");
+}
