@@ -3,7 +3,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build test bench demo clean asan
+.PHONY: all deps build test bench demo clean asan fuzz
 
 all: build
 
@@ -18,14 +18,33 @@ asan:
 	@if [ ! -f build-asan/build.ninja ]; then cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLMLAB_SANITIZE=ON -DLMLAB_BUILD_BENCH=OFF $(CMAKE_FLAGS); fi
 	cmake --build build-asan -j $(JOBS) --target test_core test_ops test_autograd
 
-test: deps build asan
+FUZZ_SECONDS ?= 20
+FUZZ_TARGETS := fuzz_safetensors fuzz_safetensors_index fuzz_gguf
+
+# libFuzzer (clang) over the file parsers, FUZZ_SECONDS each, from seeds the build writes plus the
+# committed regression inputs in fuzz/corpus/<target>/; any crash, sanitizer report, leak or
+# timeout fails the target (the reproducer is left as build-fuzz/crash-*).
+fuzz: deps
+	@if [ ! -f build-fuzz/build.ninja ]; then CC=clang CXX=clang++ cmake -S fuzz -B build-fuzz -G Ninja; fi
+	cmake --build build-fuzz -j $(JOBS)
+	build-fuzz/fuzz_seeds build-fuzz/corpus
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  echo "[fuzz] $$t for $(FUZZ_SECONDS) s"; \
+	  extra=""; [ -d fuzz/corpus/$$t ] && extra="fuzz/corpus/$$t"; \
+	  (cd build-fuzz && ./$$t -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
+	    -dict=../fuzz/$$t.dict corpus/$$t $${extra:+../$$extra}) > build-fuzz/$$t.log 2>&1 \
+	    || { tail -n 60 build-fuzz/$$t.log; echo "[fuzz] $$t FAILED (log: build-fuzz/$$t.log)"; exit 1; }; \
+	  grep -E "^stat::number_of_executed_units|^Done" build-fuzz/$$t.log | tr '\n' ' '; echo; \
+	done
+
+test: deps build asan fuzz
 	bash scripts/check-layers.sh
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 	@echo "[test] sanitizer run (ASan + UBSan) over the core, op and autograd tests"
 	cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j $(JOBS)
 
 bench: deps build
-	bash bench/run.sh $(BUILD)
+	LLAMA_CPP_DIR="$(LLAMA_CPP_DIR)" bash bench/run.sh $(BUILD)
 
 DEMO_MINUTES ?= 10
 
@@ -36,4 +55,4 @@ demo: deps build
 	$(BUILD)/bin/lmlab exp run brown-baseline --scale demo --minutes $(DEMO_MINUTES)
 
 clean:
-	rm -rf $(BUILD) build-asan
+	rm -rf $(BUILD) build-asan build-fuzz

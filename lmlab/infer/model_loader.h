@@ -17,6 +17,7 @@ struct LoadedModel {
   std::string folder;  // the resolved checkpoint / model folder
   std::unique_ptr<Transformer> model;
   std::unique_ptr<Tokenizer> tokenizer;
+  int64_t half_precision_matrices = 0;  // HF bf16/f16 matrices kept in their stored type
   // From generation_config.json / tokenizer_config.json when the folder has them (unset otherwise).
   HfGenerationConfig generation;
   HfTokenizerConfig tokenizer_config;
@@ -24,6 +25,11 @@ struct LoadedModel {
 
 // The folder holding config.json for `path` (resolving runs/<id> and .../checkpoints).
 std::string resolve_model_folder(const std::string& path);
-LoadedModel load_model(const std::string& path);
+struct ModelLoadOptions {
+  // Inference models keep bf16 / f16 (HF) and quantized (GGUF) matrices in their stored type and run
+  // them through ops/qmatmul; false widens everything to f32 (a trainable model).
+  bool keep_stored_precision = true;
+};
+LoadedModel load_model(const std::string& path, const ModelLoadOptions& opt = {});
 
 }  // namespace lmlab

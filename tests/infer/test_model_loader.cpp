@@ -77,3 +77,38 @@ TEST(ModelLoader, ShardedFolderMatchesSingleFile) {
   expect_error<FormatError>([&] { load_model(tmp / "many"); }, kSafetensorsIndexName);
   expect_error<FormatError>([&] { load_model(tmp / "many"); }, dropped);
 }
+
+// bf16 / f16 checkpoints stay in their stored type for inference (bf16 products), and give the logits
+// of the same weights widened to f32 within bf16 activation rounding (prompt) or f32 rounding (decode).
+TEST(ModelLoader, HalfPrecisionMatricesStayHalfPrecision) {
+  for (DType dt : {DType::BF16, DType::F16}) {
+    SCOPED_TRACE(dtype_name(dt));
+    TempDir tmp("loader_bf16");
+    TransformerConfig cfg = tiny();
+    cfg.tie_word_embeddings = false;
+    auto sd = weights_of(cfg);
+    for (auto& [n, t] : sd) t = t.to(dt);
+    write_file_atomic(tmp / "config.json", cfg.to_json());
+    save_safetensors(tmp / "model.safetensors", sd);
+    LoadedModel kept = load_model(tmp.path.string());
+    ModelLoadOptions wide;
+    wide.keep_stored_precision = false;
+    LoadedModel f32 = load_model(tmp.path.string(), wide);
+    EXPECT_EQ(kept.half_precision_matrices, 2 * 7 + 1);  // q k v o gate up down per layer + lm_head
+    EXPECT_EQ(f32.half_precision_matrices, 0);
+    EXPECT_TRUE(kept.model->lm_head->quantized());
+    EXPECT_EQ(kept.model->lm_head->qweight->type, dt == DType::BF16 ? GgmlType::BF16 : GgmlType::F16);
+    auto a = logits(kept), b = logits(f32);
+    double md = 0, mx = 0;
+    for (size_t i = 0; i < a.size(); ++i) {
+      md = std::max(md, double(std::abs(a[i] - b[i])));
+      mx = std::max(mx, double(std::abs(b[i])));
+    }
+    EXPECT_LE(md, 0.02 * mx);
+    // One token (the decode path, M = 1): weights are widened exactly, x is not rounded.
+    NoGrad ng;
+    Tensor one = Tensor::from_vector(std::vector<int64_t>{7}, {1, 1});
+    auto c = kept.model->forward(one).to_vector<float>(), d = f32.model->forward(one).to_vector<float>();
+    for (size_t i = 0; i < c.size(); ++i) EXPECT_NEAR(c[i], d[i], 1e-5 * (1 + std::abs(d[i])));
+  }
+}
