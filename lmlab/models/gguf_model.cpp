@@ -340,9 +340,25 @@ GgufModel load_gguf_model(const std::string& path, const GgufLoadOptions& opt) {
   GgufFile f = GgufFile::open(path);
   TransformerConfig cfg = gguf_model_config(f);
   GgufModel out;
+  // A tied head whose embedding is stored quantized runs as its own quantized Linear (the lookup
+  // uses a dequantized f32 copy), as llama.cpp does: the head is the largest product per token.
+  const bool quantized_tied_head = opt.keep_quantized && cfg.tie_word_embeddings && f.contains("token_embd.weight") &&
+                                   f.info("token_embd.weight").type != GgmlType::F32;
   {
     SkipInit skip;  // every value is loaded below
-    out.model = std::make_unique<Transformer>(cfg);
+    TransformerConfig build = cfg;
+    if (quantized_tied_head) build.tie_word_embeddings = false;
+    out.model = std::make_unique<Transformer>(build);
+    out.model->cfg.tie_word_embeddings = cfg.tie_word_embeddings;
+  }
+  if (quantized_tied_head) {
+    const auto& info = f.info("token_embd.weight");
+    LMLAB_CHECK(info.shape == (Shape{cfg.vocab_size, cfg.hidden_size}), FormatError, "[gguf] '", path,
+                "': tensor 'token_embd.weight' has shape ", shape_str(info.shape), ", expected [", cfg.vocab_size, ", ",
+                cfg.hidden_size, "]");
+    out.model->lm_head->set_quantized(
+        QMatrix::wrap(info.type, cfg.vocab_size, cfg.hidden_size, f.raw_shared("token_embd.weight"), info.nbytes));
+    ++out.quantized_matrices;
   }
   std::map<std::string, Tensor> sd;
   for (const GgufTensorSlot& s : gguf_tensor_slots(cfg)) {

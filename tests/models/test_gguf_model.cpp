@@ -352,7 +352,10 @@ TEST(GgufModel, Q4KModelWithWideRows) {
   EXPECT_EQ(f.info("blk.0.ffn_down.weight").type, GgmlType::Q4_K);
   EXPECT_EQ(f.info("token_embd.weight").type, GgmlType::Q6_K);  // tied: the embedding is the head
   GgufModel q = load_gguf_model(tmp / "q.gguf");
-  EXPECT_EQ(q.quantized_matrices, 2 * 7);
+  EXPECT_EQ(q.quantized_matrices, 2 * 7 + 1);  // + the tied head, run from the Q6_K embedding
+  EXPECT_TRUE(q.model->cfg.tie_word_embeddings);
+  ASSERT_TRUE(q.model->lm_head && q.model->lm_head->quantized());
+  EXPECT_EQ(q.model->lm_head->qweight->type, GgmlType::Q6_K);
   auto ref = logits_of(*load_gguf_model(tmp / "m.gguf").model), lq = logits_of(*q.model);
   EXPECT_LE(max_abs_diff(lq, ref), 0.1 * max_abs(ref));
 }
