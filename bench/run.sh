@@ -2,7 +2,8 @@
 # `make bench`: runs every benchmark with its peer in the same invocation and prints one line per
 # figure:  BENCH <name> ours=<x> peer=<y> ratio=<x/y> unit=<unit>   (throughput: higher is better).
 # Peers: raw OpenBLAS sgemm (inside bench_matmul) and Debian's python3-torch in its fastest
-# configuration here: 2 threads, the OpenMP build of OpenBLAS preloaded (one thread pool).
+# configuration here: 2 threads, the OpenMP build of OpenBLAS preloaded (one thread pool); llama.cpp
+# (bench/llama_cpp.sh) when LLAMA_CPP_DIR names a build of it.
 set -euo pipefail
 BUILD=${1:-build}
 BIN="$BUILD/bin"
@@ -72,5 +73,35 @@ bench_line decode_A "$(get decode_A "$OUT/train.txt")" "$(get decode_A "$OUT/tra
 # --- BPE training: 8k vocabulary on all of Brown; the bar is 30 s (ours = seconds, lower is better) ---
 "$BIN/bench_bpe_train" > "$OUT/bpe.txt"
 bench_line bpe_train_brown "$(get bpe_train_brown "$OUT/bpe.txt")" 30 s
+
+# --- llama.cpp peer: decode / prompt processing of the 100M Llama .gguf (f32, q8_0, q4_k) ---
+if [[ -n "${LLAMA_CPP_DIR:-}" ]]; then
+  bash bench/llama_cpp.sh "$BUILD" | tee "$OUT/llama_cpp.txt"
+  grep '^BENCH' "$OUT/llama_cpp.txt" >> "$OUT/bench_lines.txt"
+else
+  echo "# decode_100M_* / pp512_100M_*: skipped (no llama.cpp build given: make bench LLAMA_CPP_DIR=/path/to/llama.cpp/build; docs/BENCHMARKS.md)"
+fi
+
+# --- gated delta rule (KDA) fwd+bwd, B=1 T=2048 H=4 dk=dv=64 channel gates f32: chunked vs recurrent, tokens/s ---
+"$BIN/bench_delta_rule" > "$OUT/delta_rule.txt"
+bench_line kda_chunked_vs_recurrent_T2048 "$(awk -v s="$(get delta_rule_chunked_fwd_bwd_T2048 "$OUT/delta_rule.txt")" 'BEGIN{print 2048/s}')" \
+  "$(awk -v s="$(get delta_rule_recurrent_fwd_bwd_T2048 "$OUT/delta_rule.txt")" 'BEGIN{print 2048/s}')" tokens/s
+awk '$1=="RESULT" {printf "# %s: %.0f tokens/s\n", $2, 2048/$3}' "$OUT/delta_rule.txt"
+
+# --- MoE training (bench/bench_moe.cpp): 8 experts of width 256, top-2, vs the dense model with the same
+# active FFN FLOPs (width 512); same trunk, steps alternate; the bar is ratio >= 0.7 ---
+"$BIN/bench_moe" train > "$OUT/moe.txt"
+bench_line moe_tokens_per_s "$(get moe_train "$OUT/moe.txt")" "$(get dense_train "$OUT/moe.txt")" tokens/s
+grep -E "^INFO" "$OUT/moe.txt" | sed 's/^/# /'
+
+# --- Kimi Linear: 3:1 KDA:MLA hybrid vs all-MLA (the paper's all-attention baseline, same heads), random
+#     weights, batch 1, f32, caches filled to the context (bench/bench_kimi.cpp): cache bytes at 16k (bar
+#     ratio <= 0.30) and decode tokens/s at 64k (bar ratio >= 3) ---
+"$BIN/bench_kimi" 65536 > "$OUT/kimi.txt"
+bench_line kimi_cache_bytes_ratio_16k "$(get kimi_cache_bytes_16k.hybrid "$OUT/kimi.txt")" "$(get kimi_cache_bytes_16k.all_mla "$OUT/kimi.txt")" bytes
+bench_line kimi_decode_64k "$(get kimi_decode_65536.hybrid "$OUT/kimi.txt")" "$(get kimi_decode_65536.all_mla "$OUT/kimi.txt")" tokens/s
+grep '^INFO' "$OUT/kimi.txt" | sed 's/^/# /'
+awk -v h="$(get kimi_cache_bytes_16k.hybrid "$OUT/kimi.txt")" -v a="$(get kimi_cache_bytes_16k.all_mha "$OUT/kimi.txt")" \
+  'BEGIN { if (a > 0) printf "# kimi cache at 16k vs all full attention (MHA, same heads): ratio %.4f\n", h / a }'
 
 echo "# all BENCH lines: $OUT/bench_lines.txt"

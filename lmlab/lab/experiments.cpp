@@ -15,7 +15,9 @@ namespace lmlab {
 namespace {
 using Kind = ExperimentResult (*)(ExperimentContext&);
 const std::map<std::string, Kind>& kinds() {
-  static const std::map<std::string, Kind> k = {{"lm_vs_ngram", &run_lm_vs_ngram}};
+  static const std::map<std::string, Kind> k = {{"lm_vs_ngram", &run_lm_vs_ngram}, {"moe", &run_moe},
+                                                 {"kda_recall", &run_kda_recall},
+                                                 {"kimi_linear", &run_kimi_linear}};
   return k;
 }
 

@@ -37,5 +37,8 @@ ExperimentResult run_experiment(const std::string& name, ExperimentContext ctx, 
 
 // Kinds (one file each).
 ExperimentResult run_lm_vs_ngram(ExperimentContext& ctx);
+ExperimentResult run_moe(ExperimentContext& ctx);  // experiments/moe.json
+ExperimentResult run_kda_recall(ExperimentContext& ctx);  // experiments/kda-recall.json
+ExperimentResult run_kimi_linear(ExperimentContext& ctx);  // experiments/kimi-linear.json
 
 }  // namespace lmlab

@@ -1,6 +1,7 @@
 // Training runs recorded in the registry.
 #include "lmlab/lab/train_run.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -16,6 +17,26 @@ std::string format_duration(double s) {
   if (t >= 3600) std::snprintf(buf, sizeof buf, "%lldh%02lldm", (long long)(t / 3600), (long long)(t % 3600 / 60));
   else std::snprintf(buf, sizeof buf, "%lldm%02llds", (long long)(t / 60), (long long)(t % 60));
   return buf;
+}
+
+std::vector<std::pair<std::string, double>> moe_metrics(const MoEStatsInfo& info) {
+  std::vector<std::pair<std::string, double>> m = {{"moe/aux_loss", info.aux_loss}, {"moe/z_loss", info.z_loss}};
+  double worst = 0, cv = 0, dead = 0;
+  for (const auto& l : info.layers) {
+    std::string p = "moe/layer" + std::to_string(l.layer) + "/";
+    m.emplace_back(p + "max_over_mean", l.max_over_mean);
+    m.emplace_back(p + "cv", l.cv);
+    m.emplace_back(p + "dead", double(l.dead));
+    std::vector<double> share = l.token_share();
+    for (size_t e = 0; e < share.size(); ++e) m.emplace_back(p + "share_" + std::to_string(e), share[e]);
+    worst = std::max(worst, l.max_over_mean);
+    cv += l.cv / double(info.layers.size());
+    dead += double(l.dead);
+  }
+  m.emplace_back("moe/max_over_mean", worst);
+  m.emplace_back("moe/cv", cv);
+  m.emplace_back("moe/dead", dead);
+  return m;
 }
 
 TrainRunResult run_training(TrainConfig cfg, const TrainRunOptions& opt) {
@@ -66,6 +87,22 @@ TrainRunResult run_training(TrainConfig cfg, const TrainRunOptions& opt) {
       opt.log(buf);
     }
   };
+  tr.on_moe_stats = [&](const MoEStatsInfo& m) {
+    reg.log_metrics(res.run_id, m.step, moe_metrics(m));
+    res.moe = m;
+    if (opt.log) {
+      char buf[64];
+      std::snprintf(buf, sizeof buf, "moe @ %lld: aux %.4f  max/mean per layer", (long long)m.step, m.aux_loss);
+      std::string line = buf;
+      int64_t dead = 0;
+      for (const auto& l : m.layers) {
+        std::snprintf(buf, sizeof buf, " %.2f", l.max_over_mean);
+        line += buf;
+        dead += l.dead;
+      }
+      opt.log(str_cat(line, "  dead experts ", dead));
+    }
+  };
   tr.on_checkpoint = [&](const std::string& path) {
     reg.add_artifact(res.run_id, "checkpoint", path);
     res.checkpoint = path;
@@ -86,6 +123,13 @@ TrainRunResult run_training(TrainConfig cfg, const TrainRunOptions& opt) {
                             {"val_ppl", res.final_eval.val_ppl}, {"val_bpb", res.final_eval.val_bpb},
                             {"tokens_per_s", res.tokens_per_s}, {"seconds", res.seconds},
                             {"checkpoint", res.checkpoint}};
+  if (!res.moe.layers.empty()) {
+    nlohmann::json layers = nlohmann::json::array();
+    for (const auto& l : res.moe.layers)
+      layers.push_back({{"layer", l.layer}, {"counts", l.counts}, {"max_over_mean", l.max_over_mean}, {"cv", l.cv},
+                        {"dead", l.dead}});
+    summary["moe"] = {{"aux_loss", res.moe.aux_loss}, {"z_loss", res.moe.z_loss}, {"layers", layers}};
+  }
   reg.finish_run(res.run_id, res.status, summary.dump());
   return res;
 }

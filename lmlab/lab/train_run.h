@@ -1,6 +1,7 @@
 // A training run as the lab sees it: a row in the run registry (config, git commit, status), step
 // and eval metrics logged as they happen, checkpoints recorded as artefacts, a progress line for
-// the terminal, SIGINT -> checkpoint and status "interrupted", resume by run id.
+// the terminal, SIGINT -> checkpoint and status "interrupted", resume by run id. MoE models also log
+// expert loads at every eval interval (moe_metrics names them).
 #pragma once
 #include <functional>
 #include <string>
@@ -19,6 +20,7 @@ struct TrainRunResult {
   double seconds = 0, tokens_per_s = 0;
   int64_t parameters = 0;
   std::string checkpoint;
+  MoEStatsInfo moe;  // MoE models: the expert loads of the last eval interval
 };
 
 struct TrainRunOptions {
@@ -32,6 +34,11 @@ struct TrainRunOptions {
 };
 
 TrainRunResult run_training(TrainConfig cfg, const TrainRunOptions& opt);
+
+// Registry metrics of one MoE load report: "moe/aux_loss", "moe/z_loss", "moe/max_over_mean" (worst
+// layer), "moe/cv" (mean over layers), "moe/dead" (all layers), and per layer L "moe/layerL/max_over_mean",
+// "moe/layerL/cv", "moe/layerL/dead", "moe/layerL/share_E" (share of tokens routed to expert E).
+std::vector<std::pair<std::string, double>> moe_metrics(const MoEStatsInfo& info);
 
 // "12m03s", "1h02m"
 std::string format_duration(double seconds);

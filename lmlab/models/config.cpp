@@ -1,5 +1,6 @@
 // TransformerConfig <-> Hugging Face config.json (LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM,
-// Qwen3ForCausalLM, Qwen3MoeForCausalLM fields), with validation that names the offending field.
+// Qwen3ForCausalLM, Qwen3MoeForCausalLM, KimiLinearForCausalLM fields), with validation that names the
+// offending field. Layer schedules: "layer_pattern" (lmlab) or Kimi's "linear_attn_config" (docs/KIMI.md).
 #include <algorithm>
 #include <cmath>
 #include <fstream>
@@ -16,6 +17,8 @@ const char* kMistral = "MistralForCausalLM";
 const char* kQwen2 = "Qwen2ForCausalLM";
 const char* kQwen3 = "Qwen3ForCausalLM";
 const char* kQwen3Moe = "Qwen3MoeForCausalLM";
+const char* kKimi = "KimiLinearForCausalLM";
+const std::string kMixerLetters = "ASMKGDL";
 
 std::string supported_list() {
   std::string out;
@@ -25,8 +28,55 @@ std::string supported_list() {
 }  // namespace
 
 const std::vector<std::string>& TransformerConfig::supported_architectures() {
-  static const std::vector<std::string> a = {kLlama, kMistral, kQwen2, kQwen3, kQwen3Moe};
+  static const std::vector<std::string> a = {kLlama, kMistral, kQwen2, kQwen3, kQwen3Moe, kKimi};
   return a;
+}
+
+bool is_linear_mixer(MixerKind k) {
+  return k == MixerKind::KDA || k == MixerKind::GDN || k == MixerKind::DeltaNet || k == MixerKind::GLA;
+}
+
+MixerKind TransformerConfig::mixer_kind(int64_t i) const {
+  if (layer_pattern.empty()) return sliding_window > 0 ? MixerKind::Sliding : MixerKind::Attention;
+  return MixerKind(layer_pattern[size_t(i) % layer_pattern.size()]);
+}
+
+bool TransformerConfig::has_linear_mixers() const {
+  for (int64_t i = 0; i < num_hidden_layers; ++i)
+    if (is_linear_mixer(mixer_kind(i))) return true;
+  return false;
+}
+
+DeltaAttentionConfig TransformerConfig::delta_config(int64_t layer) const {
+  DeltaAttentionConfig d;
+  MixerKind k = mixer_kind(layer);
+  d.mixer = k == MixerKind::GDN ? LinearMixer::GDN
+            : k == MixerKind::DeltaNet ? LinearMixer::DeltaNet
+            : k == MixerKind::GLA ? LinearMixer::GLA
+                                  : LinearMixer::KDA;
+  d.hidden = hidden_size;
+  d.n_heads = resolved_linear_heads();
+  d.head_dim = resolved_linear_head_dim();
+  d.conv_size = short_conv_kernel_size;
+  d.norm_eps = rms_norm_eps;
+  d.layer_index = layer;
+  return d;
+}
+
+MLAConfig TransformerConfig::mla_config() const {
+  MLAConfig m;
+  m.hidden = hidden_size;
+  m.n_heads = num_attention_heads;
+  m.q_lora_rank = q_lora_rank;
+  m.kv_lora_rank = kv_lora_rank;
+  m.qk_nope_head_dim = qk_nope_head_dim;
+  m.qk_rope_head_dim = qk_rope_head_dim;
+  m.v_head_dim = v_head_dim;
+  m.use_nope = mla_use_nope;
+  m.norm_eps = rms_norm_eps;
+  m.rope.theta = rope_theta;
+  m.rope.scaling = rope_scaling;
+  return m;
 }
 
 bool TransformerConfig::has_qk_norm() const { return architecture == kQwen3 || architecture == kQwen3Moe; }
@@ -34,6 +84,7 @@ bool TransformerConfig::has_qk_norm() const { return architecture == kQwen3 || a
 bool TransformerConfig::is_moe_layer(int64_t i) const {
   if (num_experts <= 0 || decoder_sparse_step <= 0) return false;
   if (std::find(mlp_only_layers.begin(), mlp_only_layers.end(), i) != mlp_only_layers.end()) return false;
+  if (i < first_k_dense_replace || moe_layer_freq <= 0 || i % moe_layer_freq != 0) return false;
   return (i + 1) % decoder_sparse_step == 0;
 }
 
@@ -77,8 +128,50 @@ void TransformerConfig::validate() const {
               initializer_range);
   // MoE fields
   LMLAB_CHECK(num_experts >= 0, ConfigError, "[config] num_experts must be >= 0 (0 = dense), got ", num_experts);
-  LMLAB_CHECK(num_experts == 0 || architecture == kQwen3Moe, ConfigError, "[config] num_experts = ", num_experts,
-              " needs architecture ", kQwen3Moe, " (got ", architecture, ")");
+  LMLAB_CHECK(num_experts == 0 || architecture == kQwen3Moe || architecture == kKimi, ConfigError,
+              "[config] num_experts = ", num_experts, " needs architecture ", kQwen3Moe, " or ", kKimi, " (got ",
+              architecture, ")");
+  LMLAB_CHECK(first_k_dense_replace >= 0, ConfigError, "[config] first_k_dense_replace must be >= 0, got ",
+              first_k_dense_replace);
+  LMLAB_CHECK(moe_layer_freq > 0, ConfigError, "[config] moe_layer_freq must be positive, got ", moe_layer_freq);
+  // Layer schedule
+  bool any_mla = false, any_linear = false;
+  for (size_t i = 0; i < layer_pattern.size(); ++i) {
+    char ch = layer_pattern[i];
+    LMLAB_CHECK(kMixerLetters.find(ch) != std::string::npos, ConfigError, "[config] layer_pattern '", layer_pattern,
+                "' has unknown mixer letter '", ch, "' at ", i, " (expected one of ", kMixerLetters,
+                ": A attention, S sliding window, M MLA, K KDA, G GDN, D DeltaNet, L gated linear attention)");
+  }
+  LMLAB_CHECK(int64_t(layer_pattern.size()) <= num_hidden_layers, ConfigError, "[config] layer_pattern '",
+              layer_pattern, "' is longer than num_hidden_layers (", num_hidden_layers, ")");
+  for (int64_t i = 0; i < num_hidden_layers; ++i) {
+    MixerKind k = mixer_kind(i);
+    any_mla |= k == MixerKind::MLA;
+    any_linear |= is_linear_mixer(k);
+    LMLAB_CHECK(k != MixerKind::Sliding || sliding_window > 0, ConfigError, "[config] layer_pattern '", layer_pattern,
+                "' has sliding-window layers ('S') but sliding_window is ", sliding_window);
+  }
+  if (any_linear) {
+    LMLAB_CHECK(linear_num_heads >= 0, ConfigError, "[config] linear_attn_config.num_heads must be >= 0, got ",
+                linear_num_heads);
+    LMLAB_CHECK(linear_head_dim >= 0, ConfigError, "[config] linear_attn_config.head_dim must be >= 0, got ",
+                linear_head_dim);
+    LMLAB_CHECK(linear_head_dim > 0 || hidden_size % resolved_linear_heads() == 0, ConfigError,
+                "[config] hidden_size (", hidden_size, ") must be divisible by the linear-attention heads "
+                "(linear_attn_config.num_heads = ", resolved_linear_heads(), ") when linear_attn_config.head_dim is unset");
+    LMLAB_CHECK(short_conv_kernel_size >= 0, ConfigError,
+                "[config] linear_attn_config.short_conv_kernel_size must be >= 0, got ", short_conv_kernel_size);
+  }
+  if (any_mla) {
+    pos(kv_lora_rank, "kv_lora_rank");
+    pos(v_head_dim, "v_head_dim");
+    LMLAB_CHECK(q_lora_rank >= 0, ConfigError, "[config] q_lora_rank must be >= 0 (0 = none), got ", q_lora_rank);
+    LMLAB_CHECK(qk_nope_head_dim >= 0 && qk_rope_head_dim >= 0 && qk_nope_head_dim + qk_rope_head_dim > 0, ConfigError,
+                "[config] qk_nope_head_dim (", qk_nope_head_dim, ") + qk_rope_head_dim (", qk_rope_head_dim,
+                ") must be positive");
+    LMLAB_CHECK(qk_rope_head_dim % 2 == 0, ConfigError, "[config] qk_rope_head_dim must be even, got ",
+                qk_rope_head_dim);
+  }
   bool any_dense = false;
   if (num_experts > 0) {
     pos(num_experts_per_tok, "num_experts_per_tok");
@@ -111,6 +204,7 @@ std::string TransformerConfig::to_json() const {
                     : architecture == kQwen2  ? "qwen2"
                     : architecture == kQwen3  ? "qwen3"
                     : architecture == kQwen3Moe ? "qwen3_moe"
+                    : architecture == kKimi ? "kimi_linear"
                                                 : "llama";
   j["vocab_size"] = vocab_size;
   j["hidden_size"] = hidden_size;
@@ -162,6 +256,50 @@ std::string TransformerConfig::to_json() const {
     if (scoring_func != "softmax") j["scoring_func"] = scoring_func;
     if (n_shared_experts > 0) j["n_shared_experts"] = n_shared_experts;
     if (routed_scaling_factor != 1.0) j["routed_scaling_factor"] = routed_scaling_factor;
+  }
+  if (architecture == kKimi) {
+    // Kimi-Linear names (KimiLinearConfig); num_experts null = dense.
+    j["num_experts"] = num_experts > 0 ? nlohmann::ordered_json(num_experts) : nlohmann::ordered_json(nullptr);
+    if (num_experts > 0) {
+      j["num_experts_per_token"] = num_experts_per_tok;
+      j["moe_intermediate_size"] = moe_intermediate_size;
+      j["moe_renormalize"] = norm_topk_prob;
+      j["moe_router_activation_func"] = scoring_func;
+      j["num_shared_experts"] = n_shared_experts;
+      j["routed_scaling_factor"] = routed_scaling_factor;
+      j["router_aux_loss_coef"] = router_aux_loss_coef;
+    }
+  }
+  if (first_k_dense_replace > 0) j["first_k_dense_replace"] = first_k_dense_replace;
+  if (moe_layer_freq != 1) j["moe_layer_freq"] = moe_layer_freq;
+  bool trivial = true, any_mla = false;
+  for (int64_t i = 0; i < num_hidden_layers; ++i) {
+    trivial &= mixer_kind(i) == (sliding_window > 0 ? MixerKind::Sliding : MixerKind::Attention);
+    any_mla |= mixer_kind(i) == MixerKind::MLA;
+  }
+  if (!trivial) j["layer_pattern"] = layer_pattern;
+  if (any_mla || architecture == kKimi) {
+    j["q_lora_rank"] = q_lora_rank > 0 ? nlohmann::ordered_json(q_lora_rank) : nlohmann::ordered_json(nullptr);
+    j["kv_lora_rank"] = kv_lora_rank;
+    j["qk_nope_head_dim"] = qk_nope_head_dim;
+    j["qk_rope_head_dim"] = qk_rope_head_dim;
+    j["v_head_dim"] = v_head_dim;
+    j["mla_use_nope"] = mla_use_nope;
+  }
+  if (has_linear_mixers()) {
+    // Kimi's layout: 1-based layer numbers; full_attn_layers lists every softmax / MLA layer.
+    nlohmann::ordered_json la, kda = nlohmann::ordered_json::array(), full = nlohmann::ordered_json::array();
+    for (int64_t i = 0; i < num_hidden_layers; ++i) {
+      MixerKind k = mixer_kind(i);
+      if (k == MixerKind::KDA) kda.push_back(i + 1);
+      else if (!is_linear_mixer(k)) full.push_back(i + 1);
+    }
+    la["kda_layers"] = kda;
+    la["full_attn_layers"] = full;
+    la["num_heads"] = resolved_linear_heads();
+    la["head_dim"] = resolved_linear_head_dim();
+    la["short_conv_kernel_size"] = short_conv_kernel_size;
+    j["linear_attn_config"] = la;
   }
   j["hidden_act"] = "silu";
   j["initializer_range"] = initializer_range;
@@ -276,6 +414,80 @@ TransformerConfig TransformerConfig::from_json(const std::string& text, const st
     }
     get_int("n_shared_experts", c.n_shared_experts, false);
     get_num("routed_scaling_factor", c.routed_scaling_factor);
+  }
+  if (c.architecture == kKimi) {
+    // KimiLinearConfig defaults for absent fields; num_experts null = dense.
+    c.scoring_func = "sigmoid";
+    c.norm_topk_prob = true;
+    if (!j.contains("max_position_embeddings")) get_int("model_max_length", c.max_position_embeddings, false);
+    get_int("num_experts", c.num_experts, false);
+    get_int("num_experts_per_token", c.num_experts_per_tok, false);
+    get_int("moe_intermediate_size", c.moe_intermediate_size, false);
+    get_int("num_shared_experts", c.n_shared_experts, false);
+    get_bool("moe_renormalize", c.norm_topk_prob);
+    get_num("routed_scaling_factor", c.routed_scaling_factor);
+    get_num("router_aux_loss_coef", c.router_aux_loss_coef);
+    if (j.contains("moe_router_activation_func") && j["moe_router_activation_func"].is_string())
+      c.scoring_func = j["moe_router_activation_func"].get<std::string>();
+    int64_t groups = 1;
+    get_int("num_expert_group", groups, false);
+    LMLAB_CHECK(groups <= 1, ConfigError, "[config] '", source, "' num_expert_group = ", groups,
+                ": grouped top-k routing is not supported (expected 1)");
+  }
+  get_int("first_k_dense_replace", c.first_k_dense_replace, false);
+  get_int("moe_layer_freq", c.moe_layer_freq, false);
+  // MLA
+  get_int("q_lora_rank", c.q_lora_rank, false);
+  get_int("kv_lora_rank", c.kv_lora_rank, false);
+  get_int("qk_nope_head_dim", c.qk_nope_head_dim, false);
+  get_int("qk_rope_head_dim", c.qk_rope_head_dim, false);
+  get_int("v_head_dim", c.v_head_dim, false);
+  get_bool("mla_use_nope", c.mla_use_nope);
+  // Layer schedule: "layer_pattern" (lmlab) wins; else Kimi's linear_attn_config lists.
+  if (j.contains("layer_pattern") && !j["layer_pattern"].is_null()) {
+    LMLAB_CHECK(j["layer_pattern"].is_string(), ConfigError, "[config] '", source, "' field 'layer_pattern' must be a string");
+    c.layer_pattern = j["layer_pattern"].get<std::string>();
+  }
+  if (j.contains("linear_attn_config") && !j["linear_attn_config"].is_null()) {
+    const auto& la = j["linear_attn_config"];
+    LMLAB_CHECK(la.is_object(), ConfigError, "[config] '", source, "' field 'linear_attn_config' must be an object");
+    auto la_int = [&](const char* f, int64_t& dst) {
+      if (!la.contains(f) || la[f].is_null()) return;
+      LMLAB_CHECK(la[f].is_number_integer(), ConfigError, "[config] '", source, "' field 'linear_attn_config.", f,
+                  "' must be an integer, got ", la[f].dump());
+      dst = la[f].get<int64_t>();
+    };
+    la_int("num_heads", c.linear_num_heads);
+    la_int("head_dim", c.linear_head_dim);
+    la_int("short_conv_kernel_size", c.short_conv_kernel_size);
+    if (c.layer_pattern.empty()) {
+      int64_t base = 1;  // Kimi lists 1-based layer numbers; some derived configs say kda_layer_index_base 0
+      la_int("kda_layer_index_base", base);
+      std::string pat(size_t(std::max<int64_t>(c.num_hidden_layers, 0)), '?');
+      auto mark = [&](const char* f, char letter) {
+        LMLAB_CHECK(la.contains(f) && la[f].is_array(), ConfigError, "[config] '", source, "' field 'linear_attn_config.",
+                    f, "' must be a list of layer numbers");
+        for (const auto& v : la[f]) {
+          LMLAB_CHECK(v.is_number_integer(), ConfigError, "[config] '", source, "' linear_attn_config.", f,
+                      " must hold integers, got ", v.dump());
+          int64_t i = v.get<int64_t>() - base;
+          LMLAB_CHECK(i >= 0 && i < c.num_hidden_layers, ConfigError, "[config] '", source, "' linear_attn_config.", f,
+                      " entry ", v.get<int64_t>(), " is not a layer number in [", base, ", ", c.num_hidden_layers + base,
+                      ")");
+          LMLAB_CHECK(pat[size_t(i)] == '?', ConfigError, "[config] '", source, "' layer ", v.get<int64_t>(),
+                      " is listed twice in linear_attn_config.kda_layers / full_attn_layers");
+          pat[size_t(i)] = letter;
+        }
+      };
+      mark("kda_layers", 'K');
+      mark("full_attn_layers", c.kv_lora_rank > 0 ? 'M' : 'A');
+      size_t miss = pat.find('?');
+      LMLAB_CHECK(miss == std::string::npos, ConfigError, "[config] '", source, "' layer ", int64_t(miss) + base,
+                  " is in neither linear_attn_config.kda_layers nor full_attn_layers");
+      c.layer_pattern = pat;
+    }
+  } else if (c.architecture == kKimi && c.layer_pattern.empty() && c.kv_lora_rank > 0) {
+    c.layer_pattern = "M";  // KimiLinearConfig without linear_attn_config: every layer MLA
   }
   if (j.contains("hidden_act") && j["hidden_act"].is_string()) {
     std::string act = j["hidden_act"];

@@ -41,7 +41,7 @@ int64_t attach_half_precision_weights(Module& model, std::map<std::string, Tenso
 
 void fuse_quantized_weights(Transformer& model) {
   for (const auto& layer : model.model->layers) {
-    layer->self_attn->fuse_quantized();
+    if (layer->self_attn) layer->self_attn->fuse_quantized();  // MLA / linear mixers have no fused q/k/v
     if (layer->mlp) layer->mlp->fuse_quantized();
     if (layer->moe) {
       for (const auto& e : layer->moe->experts) e->fuse_quantized();

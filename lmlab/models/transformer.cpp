@@ -1,4 +1,4 @@
-// Llama-style decoder: construction (scaled residual init, dense or MoE FFN per layer) and forward.
+// Llama-style decoder: construction (scaled residual init, mixer and dense or MoE FFN per layer) and forward.
 #include "lmlab/models/transformer.h"
 
 #include <cmath>
@@ -20,7 +20,7 @@ AttentionConfig attn_config(const TransformerConfig& c) {
   a.o_bias = c.attention_bias && !qwen2;  // HF Qwen2Attention: o_proj never has a bias
   a.qk_norm = c.has_qk_norm();
   a.qk_norm_eps = c.rms_norm_eps;
-  a.window = c.sliding_window;
+  a.window = 0;
   a.rope.head_dim = a.head_dim;
   a.rope.theta = c.rope_theta;
   a.rope.scaling = c.rope_scaling;
@@ -29,12 +29,36 @@ AttentionConfig attn_config(const TransformerConfig& c) {
 // GPT-2's scaled init: residual-branch output projections get std / sqrt(2 * layers), so the
 // residual stream's variance does not grow with depth.
 double out_std(const TransformerConfig& c) { return c.initializer_range / std::sqrt(2.0 * double(c.num_hidden_layers)); }
+// Recurrent mixers cannot read an attention mask: a [B, T] 0/1 tensor marking the new tokens that the
+// additive key mask [B, 1, T, S] leaves visible to the last query (left padding is hidden from all).
+Tensor valid_positions(const Tensor& mask, int64_t B, int64_t T) {
+  LMLAB_CHECK(mask.dim() == 4 && mask.size(2) >= 1 && mask.size(3) >= T, ShapeError,
+              "[transformer] mask must be [B, 1, T, S] with S >= T for recurrent layers, got ", shape_str(mask.shape()));
+  Tensor m = mask.expand({B, mask.size(1), mask.size(2), mask.size(3)});
+  int64_t S = m.size(3), Tq = m.size(2);
+  std::vector<float> v(size_t(B * T));
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t < T; ++t) {
+      double a = m.at({b, 0, Tq - 1, S - T + t});
+      v[size_t(b * T + t)] = std::isfinite(a) && a > -1e30 ? 1.0f : 0.0f;
+    }
+  return Tensor::from_vector(v, {B, T});
+}
 }  // namespace
 
-DecoderBlock::DecoderBlock(const TransformerConfig& c, Generator& gen, int64_t layer) {
+DecoderBlock::DecoderBlock(const TransformerConfig& c, Generator& gen, int64_t layer)
+    : mixer(c.mixer_kind(layer)), layer_index(layer) {
   input_layernorm = register_module("input_layernorm", std::make_shared<RMSNorm>(c.hidden_size, c.rms_norm_eps));
-  self_attn = register_module("self_attn",
-                              std::make_shared<SelfAttention>(attn_config(c), gen, c.initializer_range, out_std(c)));
+  if (mixer == MixerKind::Attention || mixer == MixerKind::Sliding) {
+    AttentionConfig a = attn_config(c);
+    if (mixer == MixerKind::Sliding) a.window = c.sliding_window;
+    self_attn = register_module("self_attn", std::make_shared<SelfAttention>(a, gen, c.initializer_range, out_std(c)));
+  } else if (mixer == MixerKind::MLA) {
+    mla = register_module("self_attn", std::make_shared<MLAttention>(c.mla_config(), gen, c.initializer_range, out_std(c)));
+  } else {
+    linear_attn = register_module(
+        "self_attn", std::make_shared<DeltaAttention>(c.delta_config(layer), gen, c.initializer_range, out_std(c)));
+  }
   post_attention_layernorm =
       register_module("post_attention_layernorm", std::make_shared<RMSNorm>(c.hidden_size, c.rms_norm_eps));
   if (c.is_moe_layer(layer))
@@ -44,9 +68,17 @@ DecoderBlock::DecoderBlock(const TransformerConfig& c, Generator& gen, int64_t l
                                                                c.initializer_range, out_std(c)));
 }
 
-Tensor DecoderBlock::forward(const Tensor& x, int64_t pos_offset, KVCache* cache, const Tensor& positions,
-                             const Tensor& mask) const {
-  Tensor h = add(x, self_attn->forward(input_layernorm->forward(x), pos_offset, cache, positions, mask));  // [B, T, C]
+Tensor DecoderBlock::forward(const Tensor& x, int64_t pos_offset, CacheSet* cache, const Tensor& positions,
+                             const Tensor& mask, const Tensor& valid) const {
+  Tensor a = input_layernorm->forward(x);  // [B, T, C]
+  Tensor m;                                // [B, T, C]
+  if (self_attn)
+    m = self_attn->forward(a, pos_offset, cache ? &cache->layer<KVCache>(layer_index) : nullptr, positions, mask);
+  else if (mla)
+    m = mla->forward(a, pos_offset, cache ? &cache->layer<MLACache>(layer_index) : nullptr, positions, mask);
+  else
+    m = linear_attn->forward(a, cache ? &cache->layer<RecurrentCache>(layer_index) : nullptr, valid);
+  Tensor h = add(x, m);                                                                  // [B, T, C]
   Tensor f = post_attention_layernorm->forward(h);                                       // [B, T, C]
   return add(h, moe ? moe->forward(f) : mlp->forward(f));                                // [B, T, C]
 }
@@ -87,10 +119,9 @@ Tensor Transformer::forward_hidden(const Tensor& ids, CacheSet* cache, const Ten
               pos + ids.size(1), " tokens (", pos, " cached + ", ids.size(1), " new) exceeds the context of ",
               cfg.max_position_embeddings, " (max_position_embeddings)");
   Tensor x = model->embed_tokens->forward(ids);  // [B, T, C]
-  for (size_t i = 0; i < model->layers.size(); ++i) {
-    KVCache* kv = cache ? &cache->layer<KVCache>(int64_t(i)) : nullptr;
-    x = model->layers[i]->forward(x, pos, kv, positions, mask);
-  }
+  Tensor valid = (mask.defined() && cfg.has_linear_mixers()) ? valid_positions(mask, ids.size(0), ids.size(1))
+                                                               : Tensor();  // [B, T]
+  for (const auto& layer : model->layers) x = layer->forward(x, pos, cache, positions, mask, valid);
   return model->norm->forward(x);
 }
 

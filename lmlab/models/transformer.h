@@ -5,16 +5,34 @@
 // k_norm, explicit head_dim) and Qwen3MoeForCausalLM (MoE FFN on the layers the config selects).
 // Parameter names are HF's ("model.layers.0.self_attn.q_proj.weight", "model.layers.1.mlp.experts.3.up_proj.weight",
 // "lm_head.weight"), and the configuration reads and writes HF config.json, so checkpoints are HF folders.
+// Hybrid layer schedules (Kimi Linear, docs/KIMI.md): each layer's token mixer is one of full / sliding-window
+// softmax attention, multi-head latent attention (nn/mla.h) or a linear-attention mixer (KDA, GDN, DeltaNet,
+// GLA; nn/kda.h), chosen by `layer_pattern` or by KimiLinearForCausalLM's linear_attn_config; every mixer is
+// registered as "self_attn" (Kimi-Linear's name) and keeps its own cache kind in the CacheSet.
 #pragma once
 #include <string>
 #include <vector>
 
 #include "lmlab/nn/attention.h"
 #include "lmlab/nn/cache.h"
+#include "lmlab/nn/kda.h"
 #include "lmlab/nn/layers.h"
+#include "lmlab/nn/mla.h"
 #include "lmlab/nn/moe.h"
 
 namespace lmlab {
+
+// A layer's token mixer; letters of TransformerConfig::layer_pattern.
+enum class MixerKind : char {
+  Attention = 'A',  // full causal softmax attention (GQA, RoPE)
+  Sliding = 'S',    // sliding-window softmax attention (window = sliding_window)
+  MLA = 'M',        // multi-head latent attention
+  KDA = 'K',        // Kimi Delta Attention
+  GDN = 'G',        // Gated DeltaNet (scalar gate)
+  DeltaNet = 'D',   // DeltaNet (no gate)
+  GLA = 'L',        // gated linear attention without the delta rule
+};
+bool is_linear_mixer(MixerKind k);  // K, G, D, L: recurrent state instead of a KV cache
 
 struct TransformerConfig {
   std::string architecture = "LlamaForCausalLM";
@@ -51,9 +69,38 @@ struct TransformerConfig {
   std::string scoring_func = "softmax";  // "softmax" or "sigmoid" (aux-loss-free bias balancing)
   int64_t n_shared_experts = 0;          // always-on experts of width moe_intermediate_size each
   double routed_scaling_factor = 1.0;
+  // DeepSeek-V3 / Kimi-Linear MoE placement: layers i < first_k_dense_replace are dense, and sparse
+  // layers need i % moe_layer_freq == 0 (on top of decoder_sparse_step and mlp_only_layers above).
+  int64_t first_k_dense_replace = 0;
+  int64_t moe_layer_freq = 1;
+
+  // Layer schedule (lmlab extension, written to config.json when not all 'A'): one MixerKind letter
+  // per layer (A S M K G D L), repeated cyclically over num_hidden_layers ("KKKM" = 3 KDA : 1 MLA;
+  // a full-length string pins every layer). Empty = every layer 'A', or 'S' when sliding_window > 0
+  // (the Mistral behaviour). KimiLinearForCausalLM configs set it from linear_attn_config.
+  std::string layer_pattern;
+  // Linear-attention mixers (Kimi "linear_attn_config": num_heads, head_dim, short_conv_kernel_size).
+  int64_t linear_num_heads = 0;        // 0 = num_attention_heads
+  int64_t linear_head_dim = 0;         // 0 = hidden_size / linear_num_heads (must divide)
+  int64_t short_conv_kernel_size = 4;  // 0 = no short convolution
+  // MLA (DeepSeek-V3 / Kimi names); used by 'M' layers.
+  int64_t q_lora_rank = 0;             // 0 = full-rank q_proj (HF null)
+  int64_t kv_lora_rank = 0;
+  int64_t qk_nope_head_dim = 0;
+  int64_t qk_rope_head_dim = 0;        // 0 = NoPE
+  int64_t v_head_dim = 0;
+  bool mla_use_nope = false;           // Kimi: rope channels present but not rotated
 
   int64_t resolved_head_dim() const { return head_dim > 0 ? head_dim : hidden_size / num_attention_heads; }
   bool is_moe_layer(int64_t i) const;
+  MixerKind mixer_kind(int64_t i) const;  // layer i's mixer (validate() has checked the pattern)
+  bool has_linear_mixers() const;
+  int64_t resolved_linear_heads() const { return linear_num_heads > 0 ? linear_num_heads : num_attention_heads; }
+  int64_t resolved_linear_head_dim() const {
+    return linear_head_dim > 0 ? linear_head_dim : hidden_size / resolved_linear_heads();
+  }
+  DeltaAttentionConfig delta_config(int64_t layer) const;  // layer's linear mixer settings
+  MLAConfig mla_config() const;
   bool has_qk_norm() const;             // Qwen3 / Qwen3-MoE
   MoEConfig moe_config() const;         // the sparse layers' MoE settings
   static const std::vector<std::string>& supported_architectures();
@@ -68,10 +115,17 @@ struct TransformerConfig {
 class DecoderBlock : public Module {
  public:
   DecoderBlock(const TransformerConfig& cfg, Generator& gen, int64_t layer_index = 0);
-  Tensor forward(const Tensor& x, int64_t pos_offset, KVCache* cache, const Tensor& positions = Tensor(),
-                 const Tensor& mask = Tensor()) const;
+  // cache: the set holding this block's layer cache (its kind follows the mixer), or null.
+  // valid [B, T] (optional): 0 at left-padding positions, for recurrent mixers (derived from mask).
+  Tensor forward(const Tensor& x, int64_t pos_offset, CacheSet* cache, const Tensor& positions = Tensor(),
+                 const Tensor& mask = Tensor(), const Tensor& valid = Tensor()) const;
+  MixerKind mixer = MixerKind::Attention;
+  int64_t layer_index = 0;
   std::shared_ptr<RMSNorm> input_layernorm, post_attention_layernorm;
-  std::shared_ptr<SelfAttention> self_attn;
+  // Exactly one mixer is set, registered as "self_attn".
+  std::shared_ptr<SelfAttention> self_attn;        // A, S
+  std::shared_ptr<MLAttention> mla;                // M
+  std::shared_ptr<DeltaAttention> linear_attn;     // K, G, D, L
   // Exactly one of the two is set; either is registered as "mlp".
   std::shared_ptr<SwiGLUMLP> mlp;  // dense layers
   std::shared_ptr<SparseMoE> moe;  // sparse layers (cfg.is_moe_layer)

@@ -4,13 +4,16 @@
 #include <cmath>
 
 #include "lmlab/core/node.h"
+#include "lmlab/ops/cpu/swiglu_kernels.h"
 #include "lmlab/ops/elementwise.h"
 #include "lmlab/ops/index.h"
 #include "lmlab/ops/join.h"
 #include "lmlab/ops/matmul.h"
+#include "lmlab/ops/mode.h"
 #include "lmlab/ops/reduce.h"
 #include "lmlab/ops/softmax.h"
 #include "lmlab/ops/sort.h"
+#include "lmlab/ops/swiglu.h"
 
 namespace lmlab {
 
@@ -100,45 +103,137 @@ MoERouting moe_route(const Tensor& logits, const MoEConfig& cfg, const Tensor& s
   return r;
 }
 
-Tensor moe_dispatch_combine(const Tensor& x, const MoERouting& r, int64_t E, const ExpertFn& expert,
-                            std::vector<int64_t>* counts_out) {
+namespace {
+
+// The N * K assignments sorted by expert (counting sort, stable so each group keeps token order).
+struct Grouping {
+  std::vector<int64_t> counts, start;  // [E], [E + 1]
+  Tensor token, slot;                  // [N * K] i64: the token of each grouped row, its flat (token, k) index
+};
+
+Grouping group_by_expert(const Tensor& x, const MoERouting& r, int64_t E) {
   LMLAB_CHECK(x.dim() == 2, ShapeError, "[moe] dispatch input must be [N, C], got ", shape_str(x.shape()));
-  const int64_t N = x.size(0), K = r.indices.size(1);
+  const int64_t N = x.size(0);
   LMLAB_CHECK(r.indices.dim() == 2 && r.indices.size(0) == N && r.weights.shape() == r.indices.shape(), ShapeError,
               "[moe] routing for ", N, " tokens expected, got indices ", shape_str(r.indices.shape()),
               " and weights ", shape_str(r.weights.shape()));
-  // Counting sort of the N * K assignments by expert, stable so each group keeps token order.
+  const int64_t K = r.indices.size(1);
   std::vector<int64_t> idx = r.indices.to_vector<int64_t>();
-  std::vector<int64_t> counts(static_cast<size_t>(E), 0);
+  Grouping g;
+  g.counts.assign(static_cast<size_t>(E), 0);
   for (int64_t v : idx) {
     LMLAB_CHECK(v >= 0 && v < E, IndexError, "[moe] expert index ", v, " out of range for ", E, " experts");
-    ++counts[size_t(v)];
+    ++g.counts[size_t(v)];
   }
-  std::vector<int64_t> start(size_t(E) + 1, 0);
-  for (int64_t e = 0; e < E; ++e) start[size_t(e) + 1] = start[size_t(e)] + counts[size_t(e)];
+  g.start.assign(size_t(E) + 1, 0);
+  for (int64_t e = 0; e < E; ++e) g.start[size_t(e) + 1] = g.start[size_t(e)] + g.counts[size_t(e)];
   std::vector<int64_t> slot(size_t(N * K)), token(size_t(N * K));
+  std::vector<int64_t> at(g.start.begin(), g.start.end() - 1);
+  for (int64_t a = 0; a < N * K; ++a) {
+    int64_t p = at[size_t(idx[size_t(a)])]++;
+    slot[size_t(p)] = a;       // flat (token, k) position in weights
+    token[size_t(p)] = a / K;  // the token itself
+  }
+  g.token = Tensor::from_vector(token);
+  g.slot = Tensor::from_vector(slot);
+  return g;
+}
+
+// y [N*K, C] grouped by expert -> [N, C]: weight each row by its gate and add it to its token.
+Tensor combine(const Tensor& x, const MoERouting& r, const Grouping& g, Tensor y) {
+  const int64_t NK = g.token.numel();
+  Tensor w = index_select(r.weights.reshape({NK}), 0, g.slot).unsqueeze(1);  // [N*K, 1]
+  y = mul(y, w.to(y.dtype()));
+  return index_add(Tensor::zeros(x.shape(), y.dtype()), 0, g.token, y);  // [N, C]
+}
+
+// Every expert that received tokens, run on its block of the grouped rows xs [N*K, C], as ONE autograd
+// node. Slicing xs per expert through the autograd (narrow) would make each expert's backward return a
+// zero-padded [N*K, C] gradient, E of them summed: E times the traffic of the one gradient written
+// here block by block. Training path of SparseMoE (f32/f64 weights, not quantized); the backward runs
+// the same linear() products as the forward, so bf16 autocast applies to both.
+Tensor grouped_swiglu_experts(const Tensor& xs, const Grouping& g, const std::vector<std::shared_ptr<SwiGLUMLP>>& ex) {
+  std::vector<int64_t> used;         // experts with tokens, in order
+  std::vector<Tensor> inputs{xs};    // xs, then (gate, up, down) weights per used expert
+  std::vector<Tensor> saved, ys;     // (gate pre-activation, up, swiglu) per used expert, then xs
   {
-    std::vector<int64_t> at(start.begin(), start.end() - 1);
-    for (int64_t a = 0; a < N * K; ++a) {
-      int64_t p = at[size_t(idx[size_t(a)])]++;
-      slot[size_t(p)] = a;       // flat (token, k) position in weights
-      token[size_t(p)] = a / K;  // the token itself
+    NoGrad ng;
+    for (size_t e = 0; e < ex.size(); ++e) {
+      if (g.counts[e] == 0) continue;  // no tokens: the expert stays out of the graph, its gradient empty
+      used.push_back(int64_t(e));
+      Tensor xe = xs.narrow(0, g.start[e], g.counts[e]);                  // [n_e, C]
+      Tensor gt = linear(xe, ex[e]->gate_proj->weight), up = linear(xe, ex[e]->up_proj->weight);  // [n_e, I]
+      Tensor a = swiglu(gt, up);                                          // [n_e, I]
+      ys.push_back(linear(a, ex[e]->down_proj->weight));                  // [n_e, C]
+      inputs.insert(inputs.end(), {ex[e]->gate_proj->weight, ex[e]->up_proj->weight, ex[e]->down_proj->weight});
+      saved.insert(saved.end(), {gt, up, a});
     }
   }
-  if (counts_out) *counts_out = counts;
-  if (N * K == 0) return mul(x, 0.0);  // no tokens: nothing to route
-  Tensor tok = Tensor::from_vector(token), slt = Tensor::from_vector(slot);
-  Tensor xs = index_select(x, 0, tok);  // [N*K, C], grouped by expert
+  Tensor y;
+  {
+    NoGrad ng;
+    y = ys.size() == 1 ? ys[0] : concat(ys, 0);  // [N*K, C]
+  }
+  saved.push_back(xs.detach());
+  std::vector<int64_t> start(g.start), counts(g.counts);
+  return record(y, "moe_grouped_experts", inputs, std::move(saved),
+                [used, start, counts, w = std::vector<Tensor>(inputs.begin() + 1, inputs.end())](
+                    const Tensor& dy_in, const std::vector<Tensor>& s) {
+                  NoGrad ng;
+                  const Tensor& xs = s.back();
+                  Tensor dy = dy_in.is_contiguous() ? dy_in : dy_in.contiguous();
+                  std::vector<Tensor> out(1 + w.size()), dxs;
+                  for (size_t i = 0; i < used.size(); ++i) {
+                    const size_t e = size_t(used[i]);
+                    Tensor xe = xs.narrow(0, start[e], counts[e]), dye = dy.narrow(0, start[e], counts[e]);
+                    const Tensor &gt = s[3 * i], &up = s[3 * i + 1], &a = s[3 * i + 2];
+                    const Tensor &wg = w[3 * i], &wu = w[3 * i + 1], &wd = w[3 * i + 2];
+                    out[3 + 3 * i] = linear(dye.transpose(0, 1), a.transpose(0, 1));  // dWd = dy^T a   [C, I]
+                    Tensor da = linear(dye, wd.transpose(0, 1)).contiguous();          // dy Wd           [n, I]
+                    Tensor dg = Tensor::empty(gt.shape(), gt.dtype()), du = Tensor::empty(up.shape(), up.dtype());
+                    if (gt.dtype() == DType::F64)
+                      cpu::swiglu_backward<double>(da.to(DType::F64).data<double>(), gt.data<double>(),
+                                                   up.data<double>(), dg.data<double>(), du.data<double>(),
+                                                   gt.numel());
+                    else
+                      cpu::swiglu_backward<float>(da.to(DType::F32).data<float>(), gt.data<float>(), up.data<float>(),
+                                                  dg.data<float>(), du.data<float>(), gt.numel());
+                    Tensor xt = xe.transpose(0, 1);
+                    out[1 + 3 * i] = linear(dg.transpose(0, 1), xt);  // dWg = dg^T x  [I, C]
+                    out[2 + 3 * i] = linear(du.transpose(0, 1), xt);  // dWu = du^T x  [I, C]
+                    dxs.push_back(add(linear(dg, wg.transpose(0, 1)), linear(du, wu.transpose(0, 1))));  // [n, C]
+                  }
+                  out[0] = dxs.size() == 1 ? dxs[0] : concat(dxs, 0);
+                  if (out[0].dtype() != xs.dtype()) out[0] = out[0].to(xs.dtype());
+                  return out;
+                });
+}
+
+// Whether SparseMoE can train through grouped_swiglu_experts.
+bool grouped_path_applies(const Tensor& x, const std::vector<std::shared_ptr<SwiGLUMLP>>& ex) {
+  if (!GradMode::enabled() || reference_mode()) return false;
+  if (x.dtype() != DType::F32 && x.dtype() != DType::F64) return false;
+  for (const auto& e : ex)
+    for (const Linear* l : {e->gate_proj.get(), e->up_proj.get(), e->down_proj.get()})
+      if (l->quantized() || l->bias.defined() || l->weight.dtype() != x.dtype()) return false;
+  return true;
+}
+
+}  // namespace
+
+Tensor moe_dispatch_combine(const Tensor& x, const MoERouting& r, int64_t E, const ExpertFn& expert,
+                            std::vector<int64_t>* counts_out) {
+  Grouping g = group_by_expert(x, r, E);
+  if (counts_out) *counts_out = g.counts;
+  if (g.token.numel() == 0) return mul(x, 0.0);  // no tokens: nothing to route
+  Tensor xs = index_select(x, 0, g.token);  // [N*K, C], grouped by expert
   std::vector<Tensor> ys;
   for (int64_t e = 0; e < E; ++e) {
-    int64_t n = counts[size_t(e)];
+    int64_t n = g.counts[size_t(e)];
     if (n == 0) continue;  // an expert without tokens does not enter the graph: its gradient stays empty
-    ys.push_back(expert(e, xs.narrow(0, start[size_t(e)], n)));  // [n_e, C]
+    ys.push_back(expert(e, xs.narrow(0, g.start[size_t(e)], n)));  // [n_e, C]
   }
-  Tensor y = ys.size() == 1 ? ys[0] : concat(ys, 0);  // [N*K, C]
-  Tensor w = index_select(r.weights.reshape({N * K}), 0, slt).unsqueeze(1);  // [N*K, 1]
-  y = mul(y, w.to(y.dtype()));
-  return index_add(Tensor::zeros(x.shape(), y.dtype()), 0, tok, y);  // [N, C]
+  return combine(x, r, g, ys.size() == 1 ? ys[0] : concat(ys, 0));
 }
 
 // ---- modules ----
@@ -182,8 +277,16 @@ Tensor SparseMoE::forward(const Tensor& x) const {
   Tensor x2 = x.reshape({x.numel() / C, C});  // [N, C]
   MoERouting r = moe_route(gate->forward(x2), cfg, gate->e_score_correction_bias);
   std::vector<int64_t> counts;
-  Tensor y = moe_dispatch_combine(
-      x2, r, cfg.num_experts, [&](int64_t e, const Tensor& xe) { return experts[size_t(e)]->forward(xe); }, &counts);
+  Tensor y;
+  if (grouped_path_applies(x2, experts) && x2.size(0) > 0) {
+    Grouping g = group_by_expert(x2, r, cfg.num_experts);
+    counts = g.counts;
+    y = combine(x2, r, g, grouped_swiglu_experts(index_select(x2, 0, g.token), g, experts));
+  } else {
+    y = moe_dispatch_combine(
+        x2, r, cfg.num_experts, [&](int64_t e, const Tensor& xe) { return experts[size_t(e)]->forward(xe); },
+        &counts);
+  }
   if (y.dtype() != x.dtype()) y = y.to(x.dtype());
   if (shared_experts) y = add(y, shared_experts->forward(x2));
   if (RouterStatsCollector* col = RouterStatsCollector::active()) {

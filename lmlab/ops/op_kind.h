@@ -14,6 +14,7 @@ namespace lmlab {
   X(Matmul) X(Softmax) X(LogSoftmax) X(CrossEntropy) X(Embedding) X(RmsNorm) X(LayerNorm) X(Rope)  \
   X(Swiglu) X(Concat) X(Stack) X(Split) X(Chunk) X(Gather) X(ScatterAdd) X(IndexSelect) X(IndexAdd)  \
   X(Topk) X(Sort) X(Argsort) X(Cumsum) X(Tril) X(Triu) X(OneHot) X(Dropout) X(Attention)            \
+  X(GatedDeltaRule)                                                                                \
   X(Contiguous) X(Reshape) X(Transpose) X(Permute) X(Slice) X(Select) X(Expand) X(Cast)
 
 enum class OpKind {

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 
 #include "lmlab/core/node.h"
@@ -55,6 +56,9 @@ std::string TrainConfig::to_json() const {
   j["time_budget_s"] = time_budget_s;
   j["precision"] = precision;
   j["out_dir"] = out_dir;
+  j["moe_aux_loss_coef"] = moe_aux_loss_coef;
+  j["moe_z_loss_coef"] = moe_z_loss_coef;
+  j["moe_bias_update_rate"] = moe_bias_update_rate;
   return j.dump(2);
 }
 
@@ -70,7 +74,8 @@ TrainConfig TrainConfig::from_json(const std::string& text, const std::string& s
   static const std::set<std::string> known = {
       "model", "train_data", "val_data", "val_bytes_per_token", "batch_size", "context", "grad_accum", "steps",
       "lr", "min_lr", "warmup", "weight_decay", "beta1", "beta2", "eps", "grad_clip", "eval_every", "eval_batches",
-      "ckpt_every", "log_every", "keep_last", "seed", "time_budget_s", "precision", "out_dir"};
+      "ckpt_every", "log_every", "keep_last", "seed", "time_budget_s", "precision", "out_dir",
+      "moe_aux_loss_coef", "moe_z_loss_coef", "moe_bias_update_rate"};
   for (auto it = j.begin(); it != j.end(); ++it)
     LMLAB_CHECK(known.count(it.key()), ConfigError, "[train] '", source, "' has unknown field '", it.key(), "'");
   if (j.contains("model")) c.model = TransformerConfig::from_json(j["model"].dump(), source + ": model");
@@ -119,6 +124,9 @@ TrainConfig TrainConfig::from_json(const std::string& text, const std::string& s
   integer("seed", seed);
   c.seed = uint64_t(seed);
   num("time_budget_s", c.time_budget_s);
+  num("moe_aux_loss_coef", c.moe_aux_loss_coef);
+  num("moe_z_loss_coef", c.moe_z_loss_coef);
+  num("moe_bias_update_rate", c.moe_bias_update_rate);
   c.validate();
   return c;
 }
@@ -137,6 +145,16 @@ void TrainConfig::validate() const {
   LMLAB_CHECK(precision == "f32" || precision == "bf16", ConfigError, "[train] precision must be f32 or bf16, got '",
               precision, "'");
   LMLAB_CHECK(!train_data.empty(), ConfigError, "[train] train_data (a token shard) is required");
+  LMLAB_CHECK(std::isfinite(moe_aux_loss_coef), ConfigError, "[train] moe_aux_loss_coef must be finite (< 0 = default)");
+  LMLAB_CHECK(std::isfinite(moe_z_loss_coef) && moe_z_loss_coef >= 0, ConfigError,
+              "[train] moe_z_loss_coef must be >= 0, got ", moe_z_loss_coef);
+  LMLAB_CHECK(std::isfinite(moe_bias_update_rate) && moe_bias_update_rate >= 0, ConfigError,
+              "[train] moe_bias_update_rate must be >= 0 (0 = off), got ", moe_bias_update_rate);
+}
+
+double TrainConfig::moe_aux_coef() const {
+  if (moe_aux_loss_coef >= 0) return moe_aux_loss_coef;
+  return model.output_router_logits ? model.router_aux_loss_coef : 0.0;
 }
 
 // ---- trainer ----
@@ -159,6 +177,9 @@ Trainer::Trainer(TrainConfig cfg) : cfg_(std::move(cfg)) {
   loader_ = std::make_unique<WindowLoader>(TokenShard::open(cfg_.train_data), cfg_.batch_size, cfg_.context, cfg_.seed);
   total_steps_ = cfg_.steps;
   sched_ = CosineSchedule{cfg_.lr, cfg_.min_lr, cfg_.warmup, total_steps_};
+  moe_ = model_->moe_layers();
+  for (auto& l : moe_) moe_window_counts_.emplace_back(size_t(l->cfg.num_experts), 0);
+  moe_step_counts_ = moe_window_counts_;
 }
 
 Trainer::~Trainer() = default;
@@ -202,30 +223,123 @@ bool Trainer::resume() {
   return true;
 }
 
+namespace {
+// The first non-finite router logit of a recorded forward, as a message; "" when all are finite.
+std::string nonfinite_logits(const RouterStats& st) {
+  std::vector<float> v = st.logits.to_vector<float>();
+  for (size_t i = 0; i < v.size(); ++i)
+    if (!std::isfinite(v[i]))
+      return str_cat(std::isnan(v[i]) ? "NaN" : "Inf", " in the router logits of layer ", st.layer, " (model.layers.",
+                     st.layer, ".mlp.gate, token ", int64_t(i) / st.logits.size(1), ", expert ",
+                     int64_t(i) % st.logits.size(1), ")");
+  return "";
+}
+}  // namespace
+
 double Trainer::train_step() {
   double lr = sched_.at(step_);
   opt_->set_lr(lr);
   double loss_sum = 0;
+  const int64_t step_no = step_ + 1;  // the number on_step reports for this step
+  const bool moe = !moe_.empty();
+  const double alpha = cfg_.moe_aux_coef(), beta = cfg_.moe_z_loss_coef;
+  // Assignment counts of this step so far, per sparse layer: the f of the balance loss (global batch).
+  for (auto& c : moe_step_counts_) std::fill(c.begin(), c.end(), 0);
+  std::vector<std::vector<double>> prob_sum(moe_.size());  // sum over micro-batches of P_e, per layer
+  double z_sum = 0;
   // bf16 mixed precision: matmuls on bf16 copies (AMX), f32 master weights and optimizer state.
   AutocastBF16 autocast(cfg_.precision == "bf16");
   for (int64_t m = 0; m < cfg_.grad_accum; ++m) {
     Batch b = loader_->next();
+    std::optional<RouterStatsCollector> rs;
+    if (moe) rs.emplace();
     Tensor loss = causal_lm_loss(*model_, b.inputs, b.targets);
-    double lv = loss.item();
-    LMLAB_CHECK(std::isfinite(lv), Error, "[train] loss is ", lv, " at step ", step_, " (micro-batch ", m,
-                "); lower the learning rate or check the data");
-    loss_sum += lv;
+    if (moe) {
+      const auto& st = rs->stats();
+      LMLAB_CHECK(st.size() == moe_.size(), Error, "[train] expected router statistics from ", moe_.size(),
+                  " sparse layers, got ", st.size());
+      for (const auto& s : st) {
+        std::string bad = nonfinite_logits(s);
+        LMLAB_CHECK(bad.empty(), Error, "[train] ", bad, " at step ", step_no, " (micro-batch ", m,
+                    "); lower the learning rate, add moe_z_loss_coef, or check the data");
+      }
+      std::vector<std::vector<int64_t>> counts_so_far(st.size());
+      for (size_t i = 0; i < st.size(); ++i) {
+        auto& c = moe_step_counts_[i];
+        LMLAB_CHECK(st[i].counts.size() == c.size(), Error, "[train] layer ", st[i].layer, " routed to ",
+                    st[i].counts.size(), " experts, expected ", c.size());
+        for (size_t e = 0; e < c.size(); ++e) c[e] += st[i].counts[e];
+        counts_so_far[i] = c;
+        std::vector<double> p = st[i].prob_mean.to_vector<double>();
+        if (prob_sum[i].empty()) prob_sum[i].assign(p.size(), 0.0);
+        for (size_t e = 0; e < p.size(); ++e) prob_sum[i][e] += p[e];
+      }
+      double lm = loss.item();
+      LMLAB_CHECK(std::isfinite(lm), Error, "[train] LM loss is ", lm, " at step ", step_no, " (micro-batch ", m,
+                  "); lower the learning rate or check the data");
+      Tensor z = rs->z_loss();
+      double zv = z.item();
+      LMLAB_CHECK(std::isfinite(zv), Error, "[train] router z-loss is ", zv, " at step ", step_no,
+                  " (micro-batch ", m, ")");
+      z_sum += zv;
+      // f from the micro-batches of this step so far: on the last one it spans the whole
+      // accumulated batch (the gradient of micro-batch m cannot wait for later ones without
+      // keeping every graph alive).
+      if (alpha > 0) loss = add(loss, mul(rs->load_balancing_loss(counts_so_far), alpha).to(loss.dtype()));
+      if (beta > 0) loss = add(loss, mul(z, beta).to(loss.dtype()));
+      loss_sum += lm;
+    } else {
+      double lv = loss.item();
+      LMLAB_CHECK(std::isfinite(lv), Error, "[train] loss is ", lv, " at step ", step_no, " (micro-batch ", m,
+                  "); lower the learning rate or check the data");
+      loss_sum += lv;
+    }
     if (cfg_.grad_accum > 1) loss = mul(loss, 1.0 / double(cfg_.grad_accum));
     loss.backward();
   }
   if (cfg_.grad_clip > 0) clip_grad_norm(model_->parameters(), cfg_.grad_clip);
   opt_->step();
   opt_->zero_grad();
+  if (moe) {
+    // Aux-loss-free balancing (DeepSeek-V3): move each sigmoid router's selection bias toward the
+    // mean load, from the loads of the whole step.
+    if (cfg_.moe_bias_update_rate > 0)
+      for (size_t i = 0; i < moe_.size(); ++i)
+        if (moe_[i]->cfg.router == MoEConfig::Router::Sigmoid)
+          moe_[i]->update_selection_bias(moe_step_counts_[i], cfg_.moe_bias_update_rate);
+    double aux = 0;
+    for (size_t i = 0; i < moe_.size(); ++i) {
+      for (auto& p : prob_sum[i]) p /= double(cfg_.grad_accum);
+      aux += load_balancing_value(moe_step_counts_[i], prob_sum[i]);
+      for (size_t e = 0; e < moe_step_counts_[i].size(); ++e) moe_window_counts_[i][e] += moe_step_counts_[i][e];
+    }
+    moe_window_aux_ += aux;
+    moe_window_z_ += z_sum / double(cfg_.grad_accum);
+    ++moe_window_steps_;
+  }
   ++step_;
   tokens_ += cfg_.batch_size * cfg_.context * cfg_.grad_accum;
   double l = loss_sum / double(cfg_.grad_accum);
   losses_.push_back(l);
   return l;
+}
+
+MoEStatsInfo Trainer::moe_stats(bool reset) {
+  MoEStatsInfo info;
+  info.step = step_;
+  info.steps = moe_window_steps_;
+  if (moe_window_steps_ > 0) {
+    info.aux_loss = moe_window_aux_ / double(moe_window_steps_);
+    info.z_loss = moe_window_z_ / double(moe_window_steps_);
+  }
+  for (size_t i = 0; i < moe_.size(); ++i)
+    info.layers.push_back(summarize_moe_load(moe_[i]->layer_index, moe_window_counts_[i], moe_[i]->cfg.top_k));
+  if (reset) {
+    for (auto& c : moe_window_counts_) std::fill(c.begin(), c.end(), 0);
+    moe_window_aux_ = moe_window_z_ = 0;
+    moe_window_steps_ = 0;
+  }
+  return info;
 }
 
 EvalInfo Trainer::evaluate() {
@@ -300,6 +414,8 @@ bool Trainer::run() {
       on_step(s);
     }
     bool last = step_ == total_steps_;
+    if (!moe_.empty() && on_moe_stats && (last || (cfg_.eval_every > 0 && step_ % cfg_.eval_every == 0)))
+      on_moe_stats(moe_stats(true));
     if (cfg_.eval_every > 0 && (step_ % cfg_.eval_every == 0 || last) && !cfg_.val_data.empty()) {
       EvalInfo e = evaluate();
       if (on_eval) on_eval(e);

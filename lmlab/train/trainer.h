@@ -2,7 +2,10 @@
 // gradient clipping and accumulation, periodic evaluation (loss, perplexity, bits per byte),
 // atomic HF-layout checkpoints with keep-last-K, exact resume (model, optimizer, schedule, data
 // position and elapsed time are all in the checkpoint), and a stop flag for SIGINT. The library
-// never prints: progress goes to the on_step / on_eval / on_checkpoint callbacks.
+// never prints: progress goes to the on_step / on_eval / on_checkpoint / on_moe_stats callbacks.
+// Sparse MoE models (spec: /work/shared/papers/moe.md) add alpha * load-balancing loss and
+// beta * router z-loss to every micro-batch, update the aux-loss-free selection biases of sigmoid
+// routers after every optimizer step, and report per-layer expert loads at every eval interval.
 #pragma once
 #include <functional>
 #include <memory>
@@ -10,6 +13,7 @@
 
 #include "lmlab/data/loader.h"
 #include "lmlab/models/transformer.h"
+#include "lmlab/train/moe_stats.h"
 #include "lmlab/train/optim.h"
 #include "lmlab/train/schedule.h"
 
@@ -29,6 +33,14 @@ struct TrainConfig {
   double time_budget_s = 0;  // > 0: the step count is fitted to this budget after the first steps
   std::string precision = "f32";
   std::string out_dir = "runs/train";
+  // MoE balancing (ignored for dense models).
+  // alpha: weight of the Switch/GShard balance loss (summed over layers, minimum 1 per layer); f counts
+  // every micro-batch of the step seen so far (global-batch balancing). < 0: the model's
+  // router_aux_loss_coef when its output_router_logits is set, else 0 (HF Qwen3-MoE's rule).
+  double moe_aux_loss_coef = -1;
+  double moe_z_loss_coef = 0;         // beta: router z-loss weight (ST-MoE uses 1e-3)
+  double moe_bias_update_rate = 1e-3; // gamma: aux-loss-free bias step for sigmoid routers (0 = off)
+  double moe_aux_coef() const;        // alpha after resolving the default
 
   std::string to_json() const;
   static TrainConfig from_json(const std::string& text, const std::string& source = "train config");
@@ -38,6 +50,14 @@ struct TrainConfig {
 struct StepInfo {
   int64_t step = 0, total_steps = 0, tokens = 0;
   double loss = 0, lr = 0, grad_norm = 0, tokens_per_s = 0, elapsed_s = 0, eta_s = 0;
+};
+// Expert loads of every sparse layer over the steps since the previous report (the eval interval).
+struct MoEStatsInfo {
+  int64_t step = 0;
+  int64_t steps = 0;          // optimizer steps the counts cover
+  double aux_loss = 0;        // mean per step of sum over layers of E * sum f P, f over the whole step
+  double z_loss = 0;          // mean per step of sum over layers of mean logsumexp(logits)^2
+  std::vector<MoELayerLoad> layers;
 };
 struct EvalInfo {
   int64_t step = 0;
@@ -73,6 +93,15 @@ class Trainer {
   std::function<void(const StepInfo&)> on_step;
   std::function<void(const EvalInfo&)> on_eval;
   std::function<void(const std::string&)> on_checkpoint;
+  // MoE models: called with the loads since the previous call at every eval interval and at the end
+  // (whether or not there is val data).
+  std::function<void(const MoEStatsInfo&)> on_moe_stats;
+
+  bool is_moe() const { return !moe_.empty(); }
+  // Loads since the last reset (the counts of steps this process ran); `reset` starts a new window.
+  MoEStatsInfo moe_stats(bool reset);
+  // Per sparse layer, the assignment counts of the last optimizer step (all its micro-batches).
+  const std::vector<std::vector<int64_t>>& moe_step_counts() const { return moe_step_counts_; }
 
  private:
   std::string state_json() const;
@@ -84,7 +113,11 @@ class Trainer {
   int64_t step_ = 0, total_steps_ = 0, tokens_ = 0;
   double elapsed_ = 0;     // seconds trained, carried across resumes
   int budget_fits_ = 0;  // time-budget refits done (at 10 and 50 steps)
-  std::vector<double> losses_;  // this process's step losses
+  std::vector<double> losses_;  // this process's step losses (the LM loss, without balancing terms)
+  std::vector<std::shared_ptr<SparseMoE>> moe_;  // the sparse layers, in layer order
+  std::vector<std::vector<int64_t>> moe_step_counts_, moe_window_counts_;
+  double moe_window_aux_ = 0, moe_window_z_ = 0;
+  int64_t moe_window_steps_ = 0;
 };
 
 }  // namespace lmlab

@@ -144,7 +144,7 @@ TEST(QwenConfig, ValidationNamesTheField) {
           "intermediate_size": 8, "num_hidden_layers": 2, "num_attention_heads": 4})");
       },
       "architecture 'GPTNeoXForCausalLM' is not supported (supported: LlamaForCausalLM, MistralForCausalLM, "
-      "Qwen2ForCausalLM, Qwen3ForCausalLM, Qwen3MoeForCausalLM)");
+      "Qwen2ForCausalLM, Qwen3ForCausalLM, Qwen3MoeForCausalLM, KimiLinearForCausalLM)");
   TransformerConfig u = tiny_moe();
   u.architecture = "Phi3ForCausalLM";
   expect_error<ConfigError>([&] { u.validate(); }, "architecture 'Phi3ForCausalLM' is not supported");

@@ -1,0 +1,55 @@
+// Multi-head latent attention (DeepSeek-V2 Sec. 2.1, DeepSeek-V3; Kimi-Linear's full-attention layers).
+// Keys and values come from one compressed latent per token, c_kv = RMSNorm(W_dkv x) (rank R =
+// kv_lora_rank), expanded per head by kv_b_proj into k_nope [Dn] and v [Dv]; a decoupled rope key
+// k_pe [Dr] is shared by all heads. Queries: q_proj, or the low-rank q_a_proj -> q_a_layernorm -> q_b_proj.
+// Head scores use q = [q_nope, q_pe], k = [k_nope, k_pe], scale 1/sqrt(Dn + Dr). Dr = 0 or use_nope
+// (Kimi: "mla_use_nope", the rope channels exist but are not rotated) gives NoPE attention.
+// The cache (MLACache) keeps only [c_kv, k_pe]: (R + Dr) values per token, whatever the head count.
+// Absorbed decoding: since q_nope . (W_uk c) = (W_uk^T q_nope) . c, the key part of kv_b_proj is folded
+// into the query and the value part applied after attending, so decode attends over the latents
+// directly as a one-kv-head attention of width R + Dr (values: the first R channels).
+// Parameter names are HF DeepSeek-V3's: q_proj | q_a_proj q_a_layernorm q_b_proj, kv_a_proj_with_mqa
+// ([R + Dr, C]), kv_a_layernorm, kv_b_proj ([H (Dn + Dv), R], per head Dn key rows then Dv value rows),
+// o_proj. RoPE pairs channels as HF's rotate_half (DeepSeek's interleaved checkpoint layout needs
+// rope.interleaved = true).
+#pragma once
+#include "lmlab/core/rng.h"
+#include "lmlab/nn/cache.h"
+#include "lmlab/nn/layers.h"
+#include "lmlab/ops/rope.h"
+
+namespace lmlab {
+
+struct MLAConfig {
+  int64_t hidden = 256;           // C
+  int64_t n_heads = 4;            // H
+  int64_t q_lora_rank = 0;        // 0 = full-rank q_proj
+  int64_t kv_lora_rank = 64;      // R
+  int64_t qk_nope_head_dim = 32;  // Dn
+  int64_t qk_rope_head_dim = 0;   // Dr (0 = NoPE)
+  int64_t v_head_dim = 32;        // Dv
+  bool use_nope = false;          // keep the Dr channels but do not rotate them (Kimi mla_use_nope)
+  double norm_eps = 1e-6;         // q_a_layernorm / kv_a_layernorm
+  RopeConfig rope;                // head_dim / rotary_dim are set to Dr by the layer
+  // Auto: absorbed when decoding with a cache without gradients and T <= 16 (prefill expands the
+  // latents, which is cheaper for many queries); Always / Never force a path (tests).
+  enum class Absorb { Auto, Always, Never } absorb = Absorb::Auto;
+  void validate() const;  // ConfigError naming the field
+};
+
+class MLAttention : public Module {
+ public:
+  MLAttention(const MLAConfig& cfg, Generator& gen, double std, double out_std);
+  // x [B, T, C] -> [B, T, C]; pos_offset / positions / mask as SelfAttention::forward. With a cache the
+  // new latents are appended and the queries attend over all of them.
+  Tensor forward(const Tensor& x, int64_t pos_offset = 0, MLACache* cache = nullptr, const Tensor& positions = Tensor(),
+                 const Tensor& mask = Tensor()) const;
+  MLAConfig cfg;
+  std::shared_ptr<Linear> q_proj;                  // q_lora_rank == 0
+  std::shared_ptr<Linear> q_a_proj, q_b_proj;      // q_lora_rank > 0
+  std::shared_ptr<RMSNorm> q_a_layernorm;
+  std::shared_ptr<Linear> kv_a_proj_with_mqa, kv_b_proj, o_proj;
+  std::shared_ptr<RMSNorm> kv_a_layernorm;
+};
+
+}  // namespace lmlab
