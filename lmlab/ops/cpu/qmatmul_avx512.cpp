@@ -44,8 +44,51 @@ __m512i load_2x256(const int8_t* lo, const int8_t* hi) {
 }
 
 // ---- Q8_0 / Q4_0 (blocks of 32, one 256-bit vector each) ----
+// Q8_0 against one activation row (decoding): two blocks per 512-bit step halve the integer
+// instructions per byte, and two accumulators keep the FMA chain from bounding the loop. Decoding
+// streams weights from DRAM once; a software prefetch kPrefetchBytes ahead (rows are contiguous, so
+// it runs into the next rows) keeps more lines in flight than the hardware prefetcher alone.
+// Measured on the 134M-parameter bench model, 1 thread, tokens/s (no prefetch / 768 / 1536 / 2048
+// bytes ahead): Q8_0 58 / 84 / 92 / 92, Q4_K 94 / 121 / 145 / 139.
+constexpr int kPrefetchBytes = 1536;
+float dot_q8_0_row(const uint8_t* w, int64_t K, const int8_t* xq, const float* xd) {
+  const int64_t nb = K / 32;
+  const __m512i zero = _mm512_setzero_si512();
+  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+  int64_t ib = 0;
+  auto step = [&](const uint8_t* wb, int64_t b) {  // blocks b and b + 1
+    _mm_prefetch(reinterpret_cast<const char*>(wb) + kPrefetchBytes, _MM_HINT_T0);
+    __m512i wv = load_2x256(reinterpret_cast<const int8_t*>(wb + 2), reinterpret_cast<const int8_t*>(wb + kQ8_0Bytes + 2));
+    __m512i xv = _mm512_loadu_si512(xq + 32 * b);
+    __mmask64 neg = _mm512_movepi8_mask(wv);
+    xv = _mm512_mask_sub_epi8(xv, neg, zero, xv);
+    __m512i p = _mm512_dpbusd_epi32(zero, _mm512_abs_epi8(wv), xv);
+    __m512 sc = _mm512_insertf32x8(_mm512_set1_ps(f16_at(wb) * xd[b]),
+                                   _mm256_set1_ps(f16_at(wb + kQ8_0Bytes) * xd[b + 1]), 1);
+    return _mm512_mul_ps(_mm512_cvtepi32_ps(p), sc);
+  };
+  for (; ib + 4 <= nb; ib += 4, w += 4 * kQ8_0Bytes) {
+    acc0 = _mm512_add_ps(acc0, step(w, ib));
+    acc1 = _mm512_add_ps(acc1, step(w + 2 * kQ8_0Bytes, ib + 2));
+  }
+  for (; ib + 2 <= nb; ib += 2, w += 2 * kQ8_0Bytes) acc0 = _mm512_add_ps(acc0, step(w, ib));
+  float tail = 0.f;
+  for (; ib < nb; ++ib, w += kQ8_0Bytes) {
+    __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 2));
+    __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 32 * ib));
+    xv = _mm256_mask_sub_epi8(xv, _mm256_movepi8_mask(wv), _mm256_setzero_si256(), xv);
+    __m256i p = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_abs_epi8(wv), xv);
+    tail += hsum(_mm256_cvtepi32_ps(p)) * f16_at(w) * xd[ib];
+  }
+  return hsum(_mm512_add_ps(acc0, acc1)) + tail;
+}
+
 template <bool kQ4, int NX>
 void tile_q4_0_q8_0(const uint8_t* w, int64_t K, const QRows& x, int64_t m0, float* y, int64_t ldy) {
+  if constexpr (!kQ4 && NX == 1) {
+    y[0] = dot_q8_0_row(w, K, x.qs(m0), x.d(m0));
+    return;
+  }
   const size_t bytes = kQ4 ? kQ4_0Bytes : kQ8_0Bytes;
   const int8_t* xq[NX];
   const float* xd[NX];
@@ -57,6 +100,7 @@ void tile_q4_0_q8_0(const uint8_t* w, int64_t K, const QRows& x, int64_t m0, flo
   }
   const __m256i zero = _mm256_setzero_si256();
   for (int64_t ib = 0; ib < K / 32; ++ib, w += bytes) {
+    if constexpr (NX == 1) _mm_prefetch(reinterpret_cast<const char*>(w) + kPrefetchBytes, _MM_HINT_T0);
     __m256i wv;
     if constexpr (kQ4) {
       __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 2));
@@ -117,6 +161,10 @@ void tile_q4_K(const uint8_t* w, int64_t K, const QRows& x, int64_t m0, float* y
   const __m512i idx3 = _mm512_set_epi32(7, 7, 7, 7, 7, 7, 7, 7, 5, 5, 5, 5, 5, 5, 5, 5);
   const __m128i mins_dup = _mm_set_epi8(15, 15, 14, 14, 13, 13, 12, 12, 11, 11, 10, 10, 9, 9, 8, 8);
   for (int64_t ib = 0; ib < K / kQK_K; ++ib, w += kQ4_KBytes) {
+    if constexpr (NX == 1) {  // decoding: see kPrefetchBytes
+      _mm_prefetch(reinterpret_cast<const char*>(w) + kPrefetchBytes, _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(w) + kPrefetchBytes + 64, _MM_HINT_T0);
+    }
     __m128i smv = q4_K_scales(w + 4);
     __m512i sm32 = _mm512_cvtepu8_epi32(smv);  // lanes 0-7 scales, 8-15 mins; high halves 0
     __m512i s0 = _mm512_permutexvar_epi32(idx0, sm32), s1 = _mm512_permutexvar_epi32(idx1, sm32);
@@ -164,6 +212,10 @@ void tile_q6_K(const uint8_t* w, int64_t K, const QRows& x, int64_t m0, float* y
     idx[k] = _mm512_add_epi32(_mm512_set1_epi32(4 * k),
                               _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0));
   for (int64_t ib = 0; ib < K / kQK_K; ++ib, w += kQ6_KBytes) {
+    if constexpr (NX == 1) {  // decoding: see kPrefetchBytes
+      _mm_prefetch(reinterpret_cast<const char*>(w) + kPrefetchBytes, _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(w) + kPrefetchBytes + 64, _MM_HINT_T0);
+    }
     __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 192)));
     __m512i sc32 = _mm512_cvtepu16_epi32(sc16);  // int16 scale in the low half, 0 in the high half
     __m512i wv[4];
