@@ -385,6 +385,17 @@ ExperimentResult run_kda_recall(ExperimentContext& ctx) {
       "picks the best of four learning rates per model; here one learning rate, ", steps,
       " steps, head dim ", ms.at("hidden_size").get<int64_t>() / ms.at("num_attention_heads").get<int64_t>(),
       " and shorter sequences, so small differences are within run-to-run noise (one seed)."));
+  for (const auto& task : tasks) {
+    const RunResult *A = find(task.name, "softmax"), *K = find(task.name, "kda");
+    if (A && K && A->final_acc < K->final_acc - kTie)
+      rep.add_paragraph(str_cat(
+          "On ", task.name, " softmax attention ends below KDA (", fmt(A->final_acc), " vs ", fmt(K->final_acc),
+          "). Its curve is still rising: at this length of training the comparison is about speed of learning, "
+          "not capacity. A likely reason (not tested here): the linear mixers put a causal short convolution "
+          "(kernel 4) in front of q, k and v, which hands them the previous-token feature that binding a value "
+          "to its key needs, while softmax attention has to learn it with a second attention layer first. The "
+          "paper and Zoology train 10-20k steps, where attention solves MQAR."));
+  }
   for (const auto& [p, cap] : plots) rep.add_plot(p, cap);
   for (const auto& r : results)
     if (r.failed) rep.add_paragraph(str_cat("**", r.task, "/", r.mixer, " failed:** `", r.error, "`"));
