@@ -18,6 +18,7 @@
 #include "lmlab/lab/plot.h"
 #include "lmlab/lab/registry.h"
 #include "lmlab/lab/report.h"
+#include "lmlab/lab/exp_common.h"
 #include "lmlab/lab/train_run.h"
 #include "lmlab/ops/cross_entropy.h"
 #include "lmlab/ops/reduce.h"
@@ -28,18 +29,6 @@
 namespace lmlab {
 
 namespace {
-
-template <class T>
-T get_or(const nlohmann::json& j, const char* k, T d) {
-  return j.contains(k) ? j[k].get<T>() : d;
-}
-
-std::string fmt(double v, int prec = 3) {
-  if (!std::isfinite(v)) return "n/a";
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.*f", prec, v);
-  return buf;
-}
 
 // One recall task as the experiment drives it: examples -> (tokens, answer mask).
 struct RecallTask {
@@ -57,13 +46,13 @@ RecallTask make_task(const nlohmann::json& j) {
   RecallTask t;
   t.name = j["name"].get<std::string>();
   if (t.name == "mqar") {
-    auto m = std::make_unique<MQARTask>(get_or<int64_t>(j, "pairs", 16), get_or<int64_t>(j, "queries", 48));
+    auto m = std::make_unique<MQARTask>(exp::json_or<int64_t>(j, "pairs", 16), exp::json_or<int64_t>(j, "queries", 48));
     t.length = m->length();
     const MQARTask* p = m.get();
     t.seq = [p](const SyntheticExample& e) { return p->sequence(e); };
     t.task = std::move(m);
   } else if (t.name == "palindrome") {
-    auto m = std::make_unique<PalindromeTask>(get_or<int64_t>(j, "length", 63));
+    auto m = std::make_unique<PalindromeTask>(exp::json_or<int64_t>(j, "length", 63));
     t.length = m->length();
     const PalindromeTask* p = m.get();
     t.seq = [p](const SyntheticExample& e) { return p->sequence(e); };
@@ -151,16 +140,16 @@ ExperimentResult run_kda_recall(ExperimentContext& ctx) {
   const auto& ms = s.at("model");
   const auto& ts = s.at("train");
   int64_t steps = ts.at("steps").get<int64_t>(), batch = ts.at("batch_size").get<int64_t>();
-  int64_t eval_every = get_or<int64_t>(ts, "eval_every", 100), eval_examples = get_or<int64_t>(ts, "eval_examples", 256);
-  double lr = get_or<double>(ts, "lr", 1e-3), wd = get_or<double>(ts, "weight_decay", 0.1);
-  int64_t warmup = get_or<int64_t>(ts, "warmup", 50);
-  uint64_t seed = get_or<uint64_t>(ts, "seed", 1);
-  std::vector<double> thresholds = get_or<std::vector<double>>(s, "thresholds", {0.5, 0.9});
+  int64_t eval_every = exp::json_or<int64_t>(ts, "eval_every", 100), eval_examples = exp::json_or<int64_t>(ts, "eval_examples", 256);
+  double lr = exp::json_or<double>(ts, "lr", 1e-3), wd = exp::json_or<double>(ts, "weight_decay", 0.1);
+  int64_t warmup = exp::json_or<int64_t>(ts, "warmup", 50);
+  uint64_t seed = exp::json_or<uint64_t>(ts, "seed", 1);
+  std::vector<double> thresholds = exp::json_or<std::vector<double>>(s, "thresholds", {0.5, 0.9});
 
   std::vector<MixerSpec> mixers;
   const nlohmann::json& mj = s.contains("mixers") ? s["mixers"] : ctx.spec.at("mixers");
   for (const auto& m : mj)
-    mixers.push_back({m.at("pattern").get<std::string>(), m.at("name").get<std::string>(), get_or<std::string>(m, "label", "")});
+    mixers.push_back({m.at("pattern").get<std::string>(), m.at("name").get<std::string>(), exp::json_or<std::string>(m, "label", "")});
   const nlohmann::json& tj = s.contains("tasks") ? s["tasks"] : ctx.spec.at("tasks");
   std::vector<RecallTask> tasks;
   for (const auto& t : tj) tasks.push_back(make_task(t));
@@ -192,7 +181,7 @@ ExperimentResult run_kda_recall(ExperimentContext& ctx) {
         c.max_position_embeddings = task.length;
         c.tie_word_embeddings = true;
         c.layer_pattern = mx.letter;
-        c.short_conv_kernel_size = get_or<int64_t>(ms, "short_conv_kernel_size", 4);
+        c.short_conv_kernel_size = exp::json_or<int64_t>(ms, "short_conv_kernel_size", 4);
         Transformer model(c, seed);
         model.train(true);
         r.params = model.num_parameters();
@@ -221,7 +210,7 @@ ExperimentResult run_kda_recall(ExperimentContext& ctx) {
               r.loss.push_back(loss);
               reg.log_metrics(exp_id, step, {{task.name + "/" + mx.name + "/acc", acc}, {task.name + "/" + mx.name + "/loss", loss}});
               if (ctx.progress)
-                ctx.progress(str_cat(task.name, "/", mx.name, ": step ", step, "/", steps, " acc ", fmt(acc), " loss ", fmt(loss)));
+                ctx.progress(str_cat(task.name, "/", mx.name, ": step ", step, "/", steps, " acc ", exp::fixed(acc, 3), " loss ", exp::fixed(loss, 3)));
             }
             if (step == steps) break;
             opt.set_lr(sched.at(step));
@@ -244,7 +233,7 @@ ExperimentResult run_kda_recall(ExperimentContext& ctx) {
         }
         r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         if (!r.acc.empty()) r.final_acc = r.acc.back(), r.final_loss = r.loss.back();
-        log(str_cat(task.name, "/", mx.name, ": final accuracy ", fmt(r.final_acc), ", ", fmt(r.seconds, 0), " s"));
+        log(str_cat(task.name, "/", mx.name, ": final accuracy ", exp::fixed(r.final_acc, 3), ", ", exp::fixed(r.seconds, 0), " s"));
         results.push_back(std::move(r));
       }
     }
@@ -274,8 +263,8 @@ ExperimentResult run_kda_recall(ExperimentContext& ctx) {
       bool r1 = ge(A, K), r2 = ge(K, G), r3 = G->final_acc > L->final_acc;
       int n = int(r1) + int(r2) + int(r3);
       claims.push_back({task.name, "final accuracy ranks softmax >= KDA >= GDN > no-delta (GLA)",
-                        str_cat("softmax ", fmt(A->final_acc), ", KDA ", fmt(K->final_acc), ", GDN ", fmt(G->final_acc),
-                                ", GLA ", fmt(L->final_acc), " (softmax>=KDA ", r1 ? "yes" : "no", ", KDA>=GDN ",
+                        str_cat("softmax ", exp::fixed(A->final_acc, 3), ", KDA ", exp::fixed(K->final_acc, 3), ", GDN ", exp::fixed(G->final_acc, 3),
+                                ", GLA ", exp::fixed(L->final_acc, 3), " (softmax>=KDA ", r1 ? "yes" : "no", ", KDA>=GDN ",
                                 r2 ? "yes" : "no", ", GDN>GLA ", r3 ? "yes" : "no", "; ties within ", kTie, ")"),
                         n == 3 ? "held" : n == 0 ? "did not hold" : "partly"});
     }
@@ -285,8 +274,8 @@ ExperimentResult run_kda_recall(ExperimentContext& ctx) {
       for (auto it = thresholds.rbegin(); it != thresholds.rend(); ++it) {
         double sk = steps_to(*K, *it), sg = steps_to(*G, *it);
         if (std::isnan(sk) && std::isnan(sg)) continue;
-        ours = str_cat("steps to accuracy ", *it, ": KDA ", std::isnan(sk) ? "never" : fmt(sk, 0), ", GDN ",
-                       std::isnan(sg) ? "never" : fmt(sg, 0));
+        ours = str_cat("steps to accuracy ", *it, ": KDA ", std::isnan(sk) ? "never" : exp::fixed(sk, 0), ", GDN ",
+                       std::isnan(sg) ? "never" : exp::fixed(sg, 0));
         verdict = std::isnan(sg) || (!std::isnan(sk) && sk < sg) ? "held" : (sk == sg ? "partly" : "did not hold");
         break;
       }
@@ -337,7 +326,7 @@ ExperimentResult run_kda_recall(ExperimentContext& ctx) {
     x["final_accuracy"] = r.final_acc;
     x["final_loss"] = r.final_loss;
     x["seconds"] = r.seconds;
-    for (double t : thresholds) x["steps_to_" + fmt(t, 2)] = steps_to(r, t);
+    for (double t : thresholds) x["steps_to_" + exp::fixed(t, 2)] = steps_to(r, t);
     x["curve"] = {{"step", r.steps}, {"accuracy", r.acc}, {"loss", r.loss}};
     if (r.failed) x["error"] = r.error;
     rj["runs"].push_back(x);
@@ -359,16 +348,16 @@ ExperimentResult run_kda_recall(ExperimentContext& ctx) {
   rep.add_heading(2, "Final accuracy (answer tokens, held-out)");
   {
     std::vector<std::string> hdr = {"task", "mixer", "parameters", "accuracy", "loss"};
-    for (double t : thresholds) hdr.push_back("steps to " + fmt(t, 2));
+    for (double t : thresholds) hdr.push_back("steps to " + exp::fixed(t, 2));
     hdr.push_back("seconds");
     std::vector<std::vector<std::string>> rows;
     for (const auto& r : results) {
-      std::vector<std::string> row = {r.task, r.label, std::to_string(r.params), fmt(r.final_acc), fmt(r.final_loss)};
+      std::vector<std::string> row = {r.task, r.label, std::to_string(r.params), exp::fixed(r.final_acc, 3), exp::fixed(r.final_loss, 3)};
       for (double t : thresholds) {
         double st = steps_to(r, t);
-        row.push_back(std::isnan(st) ? "never" : fmt(st, 0));
+        row.push_back(std::isnan(st) ? "never" : exp::fixed(st, 0));
       }
-      row.push_back(fmt(r.seconds, 0));
+      row.push_back(exp::fixed(r.seconds, 0));
       rows.push_back(row);
     }
     rep.add_table(hdr, rows);
@@ -389,7 +378,7 @@ ExperimentResult run_kda_recall(ExperimentContext& ctx) {
     const RunResult *A = find(task.name, "softmax"), *K = find(task.name, "kda");
     if (A && K && A->final_acc < K->final_acc - kTie)
       rep.add_paragraph(str_cat(
-          "On ", task.name, " softmax attention ends below KDA (", fmt(A->final_acc), " vs ", fmt(K->final_acc),
+          "On ", task.name, " softmax attention ends below KDA (", exp::fixed(A->final_acc, 3), " vs ", exp::fixed(K->final_acc, 3),
           "). Its curve is still rising: at this length of training the comparison is about speed of learning, "
           "not capacity. A likely reason (not tested here): the linear mixers put a causal short convolution "
           "(kernel 4) in front of q, k and v, which hands them the previous-token feature that binding a value "
@@ -418,7 +407,7 @@ ExperimentResult run_kda_recall(ExperimentContext& ctx) {
   for (const auto& task : tasks) {
     std::string line = task.name + " final accuracy:";
     for (const auto& r : results)
-      if (r.task == task.name) line += " " + r.mixer + " " + fmt(r.final_acc);
+      if (r.task == task.name) line += " " + r.mixer + " " + exp::fixed(r.final_acc, 3);
     er.highlights.push_back(line);
   }
   for (const auto& c : claims) er.highlights.push_back(c.task + ": " + c.claim + " -> " + c.verdict + " (" + c.ours + ")");

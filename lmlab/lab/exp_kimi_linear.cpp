@@ -16,6 +16,7 @@
 #include "lmlab/lab/kimi.h"
 #include "lmlab/lab/plot.h"
 #include "lmlab/lab/report.h"
+#include "lmlab/lab/exp_common.h"
 #include "lmlab/lab/train_run.h"
 #include "lmlab/objectives/causal_lm.h"
 #include "lmlab/train/checkpoint.h"
@@ -25,36 +26,11 @@ namespace lmlab {
 
 namespace {
 
-template <class T>
-T get_or(const nlohmann::json& j, const char* k, T d) {
-  return j.contains(k) ? j[k].get<T>() : d;
-}
-
-std::string fmt(double v, int prec = 3) {
-  if (!std::isfinite(v)) return "n/a";
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.*f", prec, v);
-  return buf;
-}
-
 std::string human_bytes(double b) {
   const char* u[] = {"B", "KiB", "MiB", "GiB"};
   int i = 0;
   while (b >= 1024 && i < 3) b /= 1024, ++i;
-  return fmt(b, i ? 2 : 0) + " " + u[i];
-}
-
-double shard_loss(const Transformer& m, const std::string& shard, int64_t context, int64_t batch) {
-  NoGrad ng;
-  SequentialLoader l(TokenShard::open(shard), batch, context);
-  Batch b;
-  double sum = 0;
-  int64_t n = 0;
-  while (l.next(b)) {
-    sum += causal_lm_loss(m, b.inputs, b.targets).item() * double(b.inputs.numel());
-    n += b.inputs.numel();
-  }
-  return n ? sum / double(n) : NAN;
+  return exp::fixed(b, i ? 2 : 0) + " " + u[i];
 }
 
 struct Variant {
@@ -95,18 +71,18 @@ ExperimentResult run_kimi_linear(ExperimentContext& ctx) {
   std::vector<BytesRow> bytes_rows;
   KimiDecodeShape shape;
   int64_t eval_batches = 0;
-  bool train_brown = !get_or<bool>(s, "skip_brown", false) && s.contains("model");
+  bool train_brown = !exp::json_or<bool>(s, "skip_brown", false) && s.contains("model");
   try {
     // ======== 1. cache bytes and decode speed (random weights) ========
     const auto& dj = s.at("decode");
-    shape.hidden = get_or<int64_t>(dj, "hidden_size", shape.hidden);
-    shape.layers = get_or<int64_t>(dj, "num_hidden_layers", shape.layers);
-    shape.heads = get_or<int64_t>(dj, "num_attention_heads", shape.heads);
-    shape.intermediate = get_or<int64_t>(dj, "intermediate_size", shape.intermediate);
-    shape.kv_lora_rank = get_or<int64_t>(dj, "kv_lora_rank", shape.kv_lora_rank);
-    shape.rope_dim = get_or<int64_t>(dj, "qk_rope_head_dim", shape.rope_dim);
-    std::vector<int64_t> contexts = get_or<std::vector<int64_t>>(dj, "contexts", {1024, 4096, 16384, 65536});
-    int steps = get_or<int>(dj, "steps", 6), warmup = get_or<int>(dj, "warmup", 2);
+    shape.hidden = exp::json_or<int64_t>(dj, "hidden_size", shape.hidden);
+    shape.layers = exp::json_or<int64_t>(dj, "num_hidden_layers", shape.layers);
+    shape.heads = exp::json_or<int64_t>(dj, "num_attention_heads", shape.heads);
+    shape.intermediate = exp::json_or<int64_t>(dj, "intermediate_size", shape.intermediate);
+    shape.kv_lora_rank = exp::json_or<int64_t>(dj, "kv_lora_rank", shape.kv_lora_rank);
+    shape.rope_dim = exp::json_or<int64_t>(dj, "qk_rope_head_dim", shape.rope_dim);
+    std::vector<int64_t> contexts = exp::json_or<std::vector<int64_t>>(dj, "contexts", {1024, 4096, 16384, 65536});
+    int steps = exp::json_or<int>(dj, "steps", 6), warmup = exp::json_or<int>(dj, "warmup", 2);
     int64_t max_ctx = std::max<int64_t>(65536, *std::max_element(contexts.begin(), contexts.end()));
     const std::vector<std::pair<std::string, std::string>> dmodels = {
         {"3:1 KDA:MLA", "KKKM"}, {"all MLA (0:1)", "M"}, {"all full attention (MHA)", "A"}};
@@ -136,13 +112,13 @@ ExperimentResult run_kimi_linear(ExperimentContext& ctx) {
         if (ctx.progress) ctx.progress(str_cat("decode ", label, " at ", c));
         DecodeTiming t = time_decode(m, c, steps, warmup);
         decode.push_back({label, c, t.ms_per_token, t.ms_median, t.cache_bytes});
-        log(str_cat("decode ", label, " at ", c, ": ", fmt(t.ms_per_token, 2), " ms/token"));
+        log(str_cat("decode ", label, " at ", c, ": ", exp::fixed(t.ms_per_token, 2), " ms/token"));
       }
     }
 
     // ======== 2. hybrid ratio on Brown ========
     if (train_brown) {
-    int64_t vocab = get_or<int64_t>(s, "vocab_size", 2048);
+    int64_t vocab = exp::json_or<int64_t>(s, "vocab_size", 2048);
     CorpusMeta corpus = ensure_brown_corpus(ctx.runs_dir + "/data/brown-v" + std::to_string(vocab), vocab, log);
     const auto& ms = s.at("model");
     const auto& ts = s.at("train");
@@ -155,10 +131,10 @@ ExperimentResult run_kimi_linear(ExperimentContext& ctx) {
     base.model.num_attention_heads = base.model.num_key_value_heads = ms.at("num_attention_heads").get<int64_t>();
     base.model.intermediate_size = ms.at("intermediate_size").get<int64_t>();
     int64_t D = base.model.hidden_size / base.model.num_attention_heads;
-    base.model.kv_lora_rank = get_or<int64_t>(ms, "kv_lora_rank", 4 * D);
+    base.model.kv_lora_rank = exp::json_or<int64_t>(ms, "kv_lora_rank", 4 * D);
     base.model.qk_nope_head_dim = D;
     base.model.v_head_dim = D;
-    base.model.qk_rope_head_dim = get_or<int64_t>(ms, "qk_rope_head_dim", D / 2);
+    base.model.qk_rope_head_dim = exp::json_or<int64_t>(ms, "qk_rope_head_dim", D / 2);
     base.context = ms.at("context").get<int64_t>();
     base.model.max_position_embeddings = base.context;
     base.train_data = corpus.shard(0);
@@ -167,12 +143,12 @@ ExperimentResult run_kimi_linear(ExperimentContext& ctx) {
     base.tokenizer_json = read_text_file(corpus.tokenizer_path());
     base.batch_size = ts.at("batch_size").get<int64_t>();
     base.steps = ts.at("steps").get<int64_t>();
-    base.lr = get_or<double>(ts, "lr", 2e-3);
-    base.min_lr = get_or<double>(ts, "min_lr", base.lr / 10);
-    base.warmup = get_or<int64_t>(ts, "warmup", 30);
-    base.eval_every = get_or<int64_t>(ts, "eval_every", 50);
-    base.eval_batches = get_or<int64_t>(ts, "eval_batches", 8);
-    base.seed = get_or<uint64_t>(ts, "seed", 1);
+    base.lr = exp::json_or<double>(ts, "lr", 2e-3);
+    base.min_lr = exp::json_or<double>(ts, "min_lr", base.lr / 10);
+    base.warmup = exp::json_or<int64_t>(ts, "warmup", 30);
+    base.eval_every = exp::json_or<int64_t>(ts, "eval_every", 50);
+    base.eval_batches = exp::json_or<int64_t>(ts, "eval_batches", 8);
+    base.seed = exp::json_or<uint64_t>(ts, "seed", 1);
     base.ckpt_every = 0;
     base.keep_last = 1;
     base.log_every = 1;
@@ -180,9 +156,9 @@ ExperimentResult run_kimi_linear(ExperimentContext& ctx) {
     for (const auto& v : vj) {
       Variant r;
       r.name = v.at("name").get<std::string>();
-      r.label = get_or<std::string>(v, "label", r.name);
+      r.label = exp::json_or<std::string>(v, "label", r.name);
       r.pattern = v.at("pattern").get<std::string>();
-      r.rope = get_or<bool>(v, "mla_rope", false);
+      r.rope = exp::json_or<bool>(v, "mla_rope", false);
       r.cfg = base;
       r.cfg.model.layer_pattern = r.pattern;
       r.cfg.model.mla_use_nope = !r.rope;
@@ -198,9 +174,9 @@ ExperimentResult run_kimi_linear(ExperimentContext& ctx) {
       load_model_weights(model, r.run.checkpoint);
       model.train(false);
       r.params = model.num_parameters();
-      r.val_loss = shard_loss(model, corpus.shard(1), r.cfg.context, r.cfg.batch_size);
-      log(str_cat(r.name, ": val loss ", fmt(r.val_loss, 4), " (ppl ", fmt(std::exp(r.val_loss), 2), "), ",
-                  fmt(r.run.tokens_per_s, 0), " tokens/s"));
+      r.val_loss = exp::shard_loss(model, corpus.shard(1), r.cfg.context, r.cfg.batch_size);
+      log(str_cat(r.name, ": val loss ", exp::fixed(r.val_loss, 4), " (ppl ", exp::fixed(std::exp(r.val_loss), 2), "), ",
+                  exp::fixed(r.run.tokens_per_s, 0), " tokens/s"));
       vars.push_back(std::move(r));
     }
     eval_batches = base.eval_batches;
@@ -234,28 +210,28 @@ ExperimentResult run_kimi_linear(ExperimentContext& ctx) {
   const Variant *v0 = var("all-mla"), *v3 = var("kda3-mla1"), *v1 = var("kda1-mla1"), *vk = var("kda");
   if (v0 && v3)
     claims.push_back({"Table 1: the 3:1 hybrid reaches a lower val perplexity than all-MLA (0:1) (5.65 vs 5.77).",
-                      str_cat("3:1 ", fmt(std::exp(v3->val_loss), 2), " vs 0:1 ", fmt(std::exp(v0->val_loss), 2)),
+                      str_cat("3:1 ", exp::fixed(std::exp(v3->val_loss), 2), " vs 0:1 ", exp::fixed(std::exp(v0->val_loss), 2)),
                       v3->val_loss <= v0->val_loss ? "held" : "did not hold"});
   if (v3 && v1)
     claims.push_back({"Table 1: 1:1 is about as good as 3:1 (5.66 vs 5.65).",
-                      str_cat("1:1 ", fmt(std::exp(v1->val_loss), 2), " vs 3:1 ", fmt(std::exp(v3->val_loss), 2),
+                      str_cat("1:1 ", exp::fixed(std::exp(v1->val_loss), 2), " vs 3:1 ", exp::fixed(std::exp(v3->val_loss), 2),
                               " (about: within 2%)"),
                       std::fabs(v1->val_loss - v3->val_loss) <= std::log(1.02) ? "held" : "did not hold"});
   if (vk && v3 && v0)
     claims.push_back({"Spec: pure KDA (no global attention) is the worst of the ratios.",
-                      str_cat("pure KDA ", fmt(std::exp(vk->val_loss), 2), " vs 3:1 ", fmt(std::exp(v3->val_loss), 2),
-                              ", 0:1 ", fmt(std::exp(v0->val_loss), 2)),
+                      str_cat("pure KDA ", exp::fixed(std::exp(vk->val_loss), 2), " vs 3:1 ", exp::fixed(std::exp(v3->val_loss), 2),
+                              ", 0:1 ", exp::fixed(std::exp(v0->val_loss), 2)),
                       vk->val_loss >= std::max(v3->val_loss, v0->val_loss) ? "held" : "did not hold"});
   double r16 = double(bh.at_16k) / double(bm.at_16k), r16a = double(bh.at_16k) / double(ba.at_16k);
   claims.push_back({"KV cache reduced by up to 75% vs all-MLA (1 layer in 4 keeps a growing cache).",
-                    str_cat("at 16k: 3:1 / all-MLA = ", fmt(r16, 4), " (growth per token exactly ",
-                            fmt((bh.mla_per_token + bh.kv_per_token) / (bm.mla_per_token + bm.kv_per_token), 4),
-                            "); 3:1 / all-MHA = ", fmt(r16a, 4)),
+                    str_cat("at 16k: 3:1 / all-MLA = ", exp::fixed(r16, 4), " (growth per token exactly ",
+                            exp::fixed((bh.mla_per_token + bh.kv_per_token) / (bm.mla_per_token + bm.kv_per_token), 4),
+                            "); 3:1 / all-MHA = ", exp::fixed(r16a, 4)),
                     r16 <= 0.30 ? "held" : "did not hold"});
   if (cmax > 0)
     claims.push_back({"Faster long-context decoding (Fig. 1b / 7b: 6.3x TPOT at 1M with batching; ~2x at batch 1); spec: "
                       "batch-1 ratio bounded by about 4x from the layer ratio, growing with the context.",
-                      str_cat("batch 1, ", cmax, " context: all-MLA / 3:1 ms per token = ", fmt(speed_max, 2), "x"),
+                      str_cat("batch 1, ", cmax, " context: all-MLA / 3:1 ms per token = ", exp::fixed(speed_max, 2), "x"),
                       speed_max >= 3 ? "held" : speed_max > 1 ? "partly" : "did not hold"});
 
   // ---- plots ----
@@ -360,8 +336,8 @@ ExperimentResult run_kimi_linear(ExperimentContext& ctx) {
         "the MLA layers and KDA supplies position. KDA and MLA layers differ by a few percent in parameters (table)."));
     std::vector<std::vector<std::string>> rows;
     for (const auto& r : vars)
-      rows.push_back({r.label, r.pattern, std::to_string(r.params), fmt(r.val_loss, 4), fmt(std::exp(r.val_loss), 2),
-                      std::to_string(r.run.tokens), fmt(r.run.tokens_per_s, 0)});
+      rows.push_back({r.label, r.pattern, std::to_string(r.params), exp::fixed(r.val_loss, 4), exp::fixed(std::exp(r.val_loss), 2),
+                      std::to_string(r.run.tokens), exp::fixed(r.run.tokens_per_s, 0)});
     rep.add_table({"model", "pattern", "parameters", "val loss", "val ppl", "tokens", "train tokens/s"}, rows);
     rep.add_table({"paper (Table 1, 16 layers, 1.4B-scale)", "train ppl", "valid ppl"},
                   {{"3:1", "9.23", "5.65"}, {"0:1 (all MLA)", "9.45", "5.77"}, {"1:1", "9.29", "5.66"},
@@ -377,12 +353,12 @@ ExperimentResult run_kimi_linear(ExperimentContext& ctx) {
   {
     std::vector<std::vector<std::string>> rows;
     for (const auto& b : bytes_rows)
-      rows.push_back({b.model, fmt(b.kv_per_token, 0), fmt(b.mla_per_token, 0), fmt(b.recurrent_const, 0),
+      rows.push_back({b.model, exp::fixed(b.kv_per_token, 0), exp::fixed(b.mla_per_token, 0), exp::fixed(b.recurrent_const, 0),
                       std::to_string(b.at_16k), human_bytes(double(b.at_16k))});
     rep.add_table({"model", "KV bytes/token", "MLA bytes/token", "recurrent bytes (constant)", "bytes at 16k", ""},
                   rows);
-    rep.add_paragraph(str_cat("At 16k the 3:1 hybrid keeps ", fmt(r16, 4), " of all-MLA's cache (the paper's \"up to "
-                              "75% reduction\" compares with all-MLA) and ", fmt(r16a, 4),
+    rep.add_paragraph(str_cat("At 16k the 3:1 hybrid keeps ", exp::fixed(r16, 4), " of all-MLA's cache (the paper's \"up to "
+                              "75% reduction\" compares with all-MLA) and ", exp::fixed(r16a, 4),
                               " of full MHA attention's (the MLA compression multiplies in)."));
   }
   rep.add_heading(2, "3. Batch-1 decode speed (paper Fig. 1b / 7b)");
@@ -400,7 +376,7 @@ ExperimentResult run_kimi_linear(ExperimentContext& ctx) {
     for (const auto& d : decode) cs.insert(d.context);
     for (int64_t c : cs) {
       double h = dec("3:1 KDA:MLA", c), m = dec("all MLA (0:1)", c);
-      rows.push_back({std::to_string(c), fmt(h, 2), fmt(m, 2), fmt(1000 / h, 2), fmt(1000 / m, 2), fmt(m / h, 2)});
+      rows.push_back({std::to_string(c), exp::fixed(h, 2), exp::fixed(m, 2), exp::fixed(1000 / h, 2), exp::fixed(1000 / m, 2), exp::fixed(m / h, 2)});
     }
     rep.add_table({"context", "3:1 ms/token", "all-MLA ms/token", "3:1 tokens/s", "all-MLA tokens/s", "speedup"}, rows);
   }
@@ -431,11 +407,11 @@ ExperimentResult run_kimi_linear(ExperimentContext& ctx) {
   er.results_json = out + "/results.json";
   if (!vars.empty()) {
     std::string line = "Brown val ppl:";
-    for (const auto& r : vars) line += " " + r.name + " " + fmt(std::exp(r.val_loss), 2);
+    for (const auto& r : vars) line += " " + r.name + " " + exp::fixed(std::exp(r.val_loss), 2);
     er.highlights.push_back(line);
   }
-  er.highlights.push_back(str_cat("cache at 16k: 3:1 / all-MLA ", fmt(r16, 4), ", 3:1 / all-MHA ", fmt(r16a, 4)));
-  if (cmax > 0) er.highlights.push_back(str_cat("decode at ", cmax, ": all-MLA / 3:1 = ", fmt(speed_max, 2), "x"));
+  er.highlights.push_back(str_cat("cache at 16k: 3:1 / all-MLA ", exp::fixed(r16, 4), ", 3:1 / all-MHA ", exp::fixed(r16a, 4)));
+  if (cmax > 0) er.highlights.push_back(str_cat("decode at ", cmax, ": all-MLA / 3:1 = ", exp::fixed(speed_max, 2), "x"));
   for (const auto& c : claims) er.highlights.push_back(c.claim + " -> " + c.verdict + " (" + c.ours + ")");
   return er;
 }

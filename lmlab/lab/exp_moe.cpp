@@ -12,6 +12,7 @@
 #include "lmlab/lab/experiments.h"
 #include "lmlab/lab/plot.h"
 #include "lmlab/lab/report.h"
+#include "lmlab/lab/exp_common.h"
 #include "lmlab/lab/train_run.h"
 #include "lmlab/objectives/causal_lm.h"
 #include "lmlab/train/checkpoint.h"
@@ -20,32 +21,6 @@
 namespace lmlab {
 
 namespace {
-
-template <class T>
-T get_or(const nlohmann::json& j, const char* k, T d) {
-  return j.contains(k) ? j[k].get<T>() : d;
-}
-
-std::string fmt(double v, int prec = 4) {
-  if (!std::isfinite(v)) return "n/a";
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.*f", prec, v);
-  return buf;
-}
-
-// Mean loss over every token of a shard (sequential windows).
-double shard_loss(const Transformer& m, const std::string& shard, int64_t context, int64_t batch) {
-  NoGrad ng;
-  SequentialLoader l(TokenShard::open(shard), batch, context);
-  Batch b;
-  double sum = 0;
-  int64_t n = 0;
-  while (l.next(b)) {
-    sum += causal_lm_loss(m, b.inputs, b.targets).item() * double(b.inputs.numel());
-    n += b.inputs.numel();
-  }
-  return n ? sum / double(n) : NAN;
-}
 
 // A variant's model fields (the variant's "model" object over the scale's): the names are the
 // HF config's. Unknown names are errors, so a typo cannot silently train the wrong model.
@@ -123,7 +98,7 @@ const VariantResult* find(const std::vector<VariantResult>& v, const std::string
 ExperimentResult run_moe(ExperimentContext& ctx) {
   const auto& s = ctx.settings;
   auto log = [&](const std::string& m) { if (ctx.log) ctx.log(m); };
-  int64_t vocab = get_or<int64_t>(s, "vocab_size", 2048);
+  int64_t vocab = exp::json_or<int64_t>(s, "vocab_size", 2048);
   CorpusMeta corpus = ensure_brown_corpus(ctx.runs_dir + "/data/brown-v" + std::to_string(vocab), vocab, log);
   if (ctx.minutes > 0) log("--minutes is ignored: the moe experiment compares its variants at equal steps");
 
@@ -161,7 +136,7 @@ ExperimentResult run_moe(ExperimentContext& ctx) {
     for (const auto& v : variants) {
       VariantResult r;
       r.name = v.at("name").get<std::string>();
-      r.label = get_or<std::string>(v, "label", r.name);
+      r.label = exp::json_or<std::string>(v, "label", r.name);
       r.cfg = base;
       if (v.contains("model")) apply_model_fields(r.cfg.model, r.cfg.context, v["model"], "variant '" + r.name + "' model");
       if (v.contains("train")) apply_train_fields(r.cfg, v["train"], "variant '" + r.name + "' train");
@@ -178,7 +153,7 @@ ExperimentResult run_moe(ExperimentContext& ctx) {
       r.run = run_training(r.cfg, ro);
       Transformer model(r.cfg.model);
       load_model_weights(model, r.run.checkpoint);
-      r.val_loss = shard_loss(model, corpus.shard(1), r.cfg.context, r.cfg.batch_size);
+      r.val_loss = exp::shard_loss(model, corpus.shard(1), r.cfg.context, r.cfg.batch_size);
       r.total_params = model.num_parameters();
       r.active_params = r.total_params;
       for (const auto& l : model.moe_layers())
@@ -193,8 +168,8 @@ ExperimentResult run_moe(ExperimentContext& ctx) {
         }
         r.aux = r.run.moe.aux_loss;
       }
-      log(str_cat(r.name, ": val loss ", fmt(r.val_loss), ", ", fmt(r.run.tokens_per_s, 0), " tokens/s",
-                  r.moe ? str_cat(", max/mean ", fmt(r.max_over_mean, 2), ", CV ", fmt(r.cv, 3), ", dead ", r.dead)
+      log(str_cat(r.name, ": val loss ", exp::fixed(r.val_loss, 4), ", ", exp::fixed(r.run.tokens_per_s, 0), " tokens/s",
+                  r.moe ? str_cat(", max/mean ", exp::fixed(r.max_over_mean, 2), ", CV ", exp::fixed(r.cv, 3), ", dead ", r.dead)
                         : std::string()));
       res.push_back(std::move(r));
     }
@@ -219,14 +194,14 @@ ExperimentResult run_moe(ExperimentContext& ctx) {
   auto moe_list = [&]() {
     std::string t;
     for (const auto* v : {none, aux, afree, shared})
-      if (v) t += str_cat(t.empty() ? "" : ", ", v->name, " ", fmt(v->val_loss));
+      if (v) t += str_cat(t.empty() ? "" : ", ", v->name, " ", exp::fixed(v->val_loss, 4));
     return t;
   };
   if (best && B) {
     bool held = best->val_loss < B->val_loss;
     claims.push_back({"At equal active FLOPs the MoE reaches a lower loss than the dense model (MoE beats dense B).",
-                      str_cat("best balanced MoE (", best->name, ") ", fmt(best->val_loss), " vs dense B ",
-                              fmt(B->val_loss), " nats/token (", fmt(best->val_loss - B->val_loss, 4),
+                      str_cat("best balanced MoE (", best->name, ") ", exp::fixed(best->val_loss, 4), " vs dense B ",
+                              exp::fixed(B->val_loss, 4), " nats/token (", exp::fixed(best->val_loss - B->val_loss, 4),
                               "); all MoE runs: ", moe_list()),
                       held ? "held" : "did not hold"});
   }
@@ -234,44 +209,44 @@ ExperimentResult run_moe(ExperimentContext& ctx) {
     double gap = B->val_loss - A->val_loss, d = best->val_loss - A->val_loss;
     std::string v = d <= 0 ? "held" : (gap > 0 && d < 0.5 * gap) ? "partly" : "did not hold";
     claims.push_back({"...approaching or beating dense A with the larger FFN.",
-                      str_cat("best balanced MoE (", best->name, ") ", fmt(best->val_loss), " vs dense A ",
-                              fmt(A->val_loss), "; dense B - dense A = ", fmt(gap), ", MoE - dense A = ", fmt(d),
+                      str_cat("best balanced MoE (", best->name, ") ", exp::fixed(best->val_loss, 4), " vs dense A ",
+                              exp::fixed(A->val_loss, 4), "; dense B - dense A = ", exp::fixed(gap, 4), ", MoE - dense A = ", exp::fixed(d, 4),
                               " (partly: the MoE closes more than half of the B-A gap)"),
                       v});
   }
   if (none) {
     bool held = none->max_over_mean > 2.0 || none->dead > 0;
     claims.push_back({"Without balancing the routing collapses: max/mean load > 2-3, dead experts.",
-                      str_cat("no balancing: worst-layer max/mean ", fmt(none->max_over_mean, 2), ", dead experts ",
-                              none->dead, " (all layers), mean CV ", fmt(none->cv, 3)),
+                      str_cat("no balancing: worst-layer max/mean ", exp::fixed(none->max_over_mean, 2), ", dead experts ",
+                              none->dead, " (all layers), mean CV ", exp::fixed(none->cv, 3)),
                       held ? "held" : "did not hold"});
   }
   if (none && aux && afree) {
     bool held = aux->cv <= kSmallCV && afree->cv <= kSmallCV && aux->cv < none->cv && afree->cv < none->cv;
     claims.push_back({"The aux loss and the aux-loss-free biases keep the CV of the loads small.",
-                      str_cat("mean CV: none ", fmt(none->cv, 3), ", aux loss ", fmt(aux->cv, 3), ", aux-free ",
-                              fmt(afree->cv, 3), " (small: <= ", kSmallCV, "); dead experts: ", aux->dead, " / ",
+                      str_cat("mean CV: none ", exp::fixed(none->cv, 3), ", aux loss ", exp::fixed(aux->cv, 3), ", aux-free ",
+                              exp::fixed(afree->cv, 3), " (small: <= ", kSmallCV, "); dead experts: ", aux->dead, " / ",
                               afree->dead),
                       held ? "held" : "did not hold"});
   }
   if (aux && afree) {
     bool held = afree->cv <= kSmallCV && afree->val_loss <= aux->val_loss + 0.01;
     claims.push_back({"Aux-free balancing reaches balance with an equal or slightly better loss than the aux loss.",
-                      str_cat("aux-free ", fmt(afree->val_loss), " vs aux loss ", fmt(aux->val_loss),
-                              " nats/token (equal: within 0.01); aux-free CV ", fmt(afree->cv, 3)),
+                      str_cat("aux-free ", exp::fixed(afree->val_loss, 4), " vs aux loss ", exp::fixed(aux->val_loss, 4),
+                              " nats/token (equal: within 0.01); aux-free CV ", exp::fixed(afree->cv, 3)),
                       held ? "held" : "did not hold"});
   }
   if (shared && aux)
     claims.push_back({"Shared experts (Kimi, DeepSeek, Ling) are always-on capacity beside the routed ones "
                       "(the spec makes no loss claim).",
-                      str_cat("+1 shared expert ", fmt(shared->val_loss), " vs without ", fmt(aux->val_loss),
+                      str_cat("+1 shared expert ", exp::fixed(shared->val_loss, 4), " vs without ", exp::fixed(aux->val_loss, 4),
                               " (its active FFN is 3 expert widths instead of 2)"),
                       "not tested"});
   if (aux)
     claims.push_back({"30.5B total / 3.3B active (~9x params at fixed per-token compute, Qwen3-30B-A3B); Ling 2.0: "
                       "up to ~7x active-compute efficiency.",
                       str_cat("ours: ", aux->total_params, " total / ", aux->active_params, " active (",
-                              fmt(double(aux->total_params) / double(aux->active_params), 2),
+                              exp::fixed(double(aux->total_params) / double(aux->active_params), 2),
                               "x, embeddings included); the efficiency multiple needs a scaling study"),
                       "not tested"});
 
@@ -393,9 +368,9 @@ ExperimentResult run_moe(ExperimentContext& ctx) {
   rep.add_heading(2, "Results");
   std::vector<std::vector<std::string>> rows;
   for (const auto& r : res)
-    rows.push_back({r.label, std::to_string(r.total_params), std::to_string(r.active_params), fmt(r.val_loss),
-                    fmt(r.run.tokens_per_s, 0), r.moe ? fmt(r.max_over_mean, 2) : "-", r.moe ? fmt(r.cv, 3) : "-",
-                    r.moe ? std::to_string(r.dead) : "-", r.moe ? fmt(r.aux, 3) : "-"});
+    rows.push_back({r.label, std::to_string(r.total_params), std::to_string(r.active_params), exp::fixed(r.val_loss, 4),
+                    exp::fixed(r.run.tokens_per_s, 0), r.moe ? exp::fixed(r.max_over_mean, 2) : "-", r.moe ? exp::fixed(r.cv, 3) : "-",
+                    r.moe ? std::to_string(r.dead) : "-", r.moe ? exp::fixed(r.aux, 3) : "-"});
   rep.add_table({"variant", "params", "active params", "val loss", "tokens/s", "max/mean load", "CV", "dead experts",
                  "aux loss"},
                 rows);
@@ -430,9 +405,9 @@ ExperimentResult run_moe(ExperimentContext& ctx) {
   er.report_md = out + "/report.md";
   er.results_json = out + "/results.json";
   for (const auto& r : res)
-    er.highlights.push_back(str_cat(r.label, ": val loss ", fmt(r.val_loss), ", ", fmt(r.run.tokens_per_s, 0),
-                                    " tokens/s", r.moe ? str_cat(", max/mean ", fmt(r.max_over_mean, 2), ", CV ",
-                                                                 fmt(r.cv, 3), ", dead ", r.dead)
+    er.highlights.push_back(str_cat(r.label, ": val loss ", exp::fixed(r.val_loss, 4), ", ", exp::fixed(r.run.tokens_per_s, 0),
+                                    " tokens/s", r.moe ? str_cat(", max/mean ", exp::fixed(r.max_over_mean, 2), ", CV ",
+                                                                 exp::fixed(r.cv, 3), ", dead ", r.dead)
                                                        : std::string()));
   for (const auto& c : claims) er.highlights.push_back("claim " + c.verdict + ": " + c.spec);
   return er;

@@ -1,0 +1,30 @@
+// Helpers shared by the experiment kinds (exp_*.cpp).
+#pragma once
+#include <cmath>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "lmlab/models/transformer.h"
+
+namespace lmlab::exp {
+
+// j[k] as T, or `d` when the key is absent.
+template <class T>
+T json_or(const nlohmann::json& j, const char* k, T d) {
+  return j.contains(k) ? j[k].get<T>() : d;
+}
+
+// Fixed-point text of v with `prec` decimals; "n/a" for NaN / Inf.
+inline std::string fixed(double v, int prec) {
+  if (!std::isfinite(v)) return "n/a";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", prec, v);
+  return buf;
+}
+
+// Mean causal-LM loss (nats/token) over every token of a token shard, in sequential windows of
+// `context` tokens, `batch` windows at a time; NaN for an empty shard.
+double shard_loss(const Transformer& m, const std::string& shard, int64_t context, int64_t batch);
+
+}  // namespace lmlab::exp
