@@ -48,9 +48,11 @@ __m512i load_2x256(const int8_t* lo, const int8_t* hi) {
 // instructions per byte, and two accumulators keep the FMA chain from bounding the loop. Decoding
 // streams weights from DRAM once; a software prefetch kPrefetchBytes ahead (rows are contiguous, so
 // it runs into the next rows) keeps more lines in flight than the hardware prefetcher alone.
-// Measured on the 134M-parameter bench model, 1 thread, tokens/s (no prefetch / 768 / 1536 / 2048
-// bytes ahead): Q8_0 58 / 84 / 92 / 92, Q4_K 94 / 121 / 145 / 139.
-constexpr int kPrefetchBytes = 1536;
+// Measured on the 134M-parameter bench model (bench_gguf tg64), tokens/s by distance in bytes:
+//   1 thread:  Q8_0 58 (none) / 84 (768) / 92 (1536);  Q4_K 94 (none) / 145 (1536)
+//   2 threads: Q8_0 202 (1536) / 233 (3072) / 269 (6144) / 254 (8192) / 236 (12288);
+//              Q4_K 346 (1536) / 352 (3072) / 361 (6144) / 369 (8192) / 352 (12288)
+constexpr int kPrefetchBytes = 6144;
 float dot_q8_0_row(const uint8_t* w, int64_t K, const int8_t* xq, const float* xd) {
   const int64_t nb = K / 32;
   const __m512i zero = _mm512_setzero_si512();
