@@ -2,6 +2,9 @@
 #include "lmlab/core/parallel.h"
 
 #include <algorithm>
+#include <exception>
+
+#include <algorithm>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -48,6 +51,29 @@ void parallel_for_impl(int64_t begin, int64_t end, int64_t grain,
 #else
   fn(begin, end);
 #endif
+}
+
+void parallel_tasks(int64_t n, const std::function<void(int64_t)>& task) {
+  if (n <= 0) return;
+  if (n == 1 || num_threads() == 1 || in_parallel_region()) {
+    for (int64_t i = 0; i < n; ++i) task(i);
+    return;
+  }
+  std::exception_ptr first;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(dynamic, 1) num_threads(int(std::min<int64_t>(num_threads(), n)))
+#endif
+  for (int64_t i = 0; i < n; ++i) {
+    try {
+      task(i);
+    } catch (...) {
+#ifdef _OPENMP
+#pragma omp critical(lmlab_parallel_tasks)
+#endif
+      if (!first) first = std::current_exception();
+    }
+  }
+  if (first) std::rethrow_exception(first);
 }
 
 }  // namespace lmlab

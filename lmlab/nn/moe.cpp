@@ -1,9 +1,11 @@
 // Sparse mixture-of-experts: routing, grouped dispatch/combine, router statistics and the module.
 #include "lmlab/nn/moe.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "lmlab/core/node.h"
+#include "lmlab/core/parallel.h"
 #include "lmlab/ops/cpu/swiglu_kernels.h"
 #include "lmlab/ops/elementwise.h"
 #include "lmlab/ops/index.h"
@@ -147,6 +149,17 @@ Tensor combine(const Tensor& x, const MoERouting& r, const Grouping& g, Tensor y
   return index_add(Tensor::zeros(x.shape(), y.dtype()), 0, g.token, y);  // [N, C]
 }
 
+// Indices into `used` ordered by decreasing token count (ties by index): the task order for
+// parallel_tasks, so the longest jobs start first.
+std::vector<size_t> biggest_first(const std::vector<int64_t>& used, const std::vector<int64_t>& counts) {
+  std::vector<size_t> order(used.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    return counts[size_t(used[a])] > counts[size_t(used[b])];
+  });
+  return order;
+}
+
 // Every expert that received tokens, run on its block of the grouped rows xs [N*K, C], as ONE autograd
 // node. Slicing xs per expert through the autograd (narrow) would make each expert's backward return a
 // zero-padded [N*K, C] gradient, E of them summed: E times the traffic of the one gradient written
@@ -156,19 +169,30 @@ Tensor grouped_swiglu_experts(const Tensor& xs, const Grouping& g, const std::ve
   std::vector<int64_t> used;         // experts with tokens, in order
   std::vector<Tensor> inputs{xs};    // xs, then (gate, up, down) weights per used expert
   std::vector<Tensor> saved, ys;     // (gate pre-activation, up, swiglu) per used expert, then xs
-  {
-    NoGrad ng;
-    for (size_t e = 0; e < ex.size(); ++e) {
-      if (g.counts[e] == 0) continue;  // no tokens: the expert stays out of the graph, its gradient empty
-      used.push_back(int64_t(e));
-      Tensor xe = xs.narrow(0, g.start[e], g.counts[e]);                  // [n_e, C]
-      Tensor gt = linear(xe, ex[e]->gate_proj->weight), up = linear(xe, ex[e]->up_proj->weight);  // [n_e, I]
-      Tensor a = swiglu(gt, up);                                          // [n_e, I]
-      ys.push_back(linear(a, ex[e]->down_proj->weight));                  // [n_e, C]
-      inputs.insert(inputs.end(), {ex[e]->gate_proj->weight, ex[e]->up_proj->weight, ex[e]->down_proj->weight});
-      saved.insert(saved.end(), {gt, up, a});
-    }
-  }
+  for (size_t e = 0; e < ex.size(); ++e)
+    if (g.counts[e] > 0) used.push_back(int64_t(e));  // no tokens: the expert stays out of the graph
+  const size_t nu = used.size();
+  ys.resize(nu);
+  saved.resize(3 * nu);
+  // The experts run concurrently, one per thread (parallel_tasks), biggest first: their products are
+  // small, and splitting each over every thread costs a synchronisation per op.
+  const std::vector<size_t> order = biggest_first(used, g.counts);
+  const bool bf16 = autocast_bf16();
+  parallel_tasks(int64_t(nu), [&](int64_t t) {
+    NoGrad ng;  // per thread: grad mode and autocast are thread-local
+    AutocastBF16 ac(bf16);
+    const size_t i = order[size_t(t)], e = size_t(used[i]);
+    Tensor xe = xs.narrow(0, g.start[e], g.counts[e]);                                          // [n_e, C]
+    Tensor gt = linear(xe, ex[e]->gate_proj->weight), up = linear(xe, ex[e]->up_proj->weight);  // [n_e, I]
+    Tensor a = swiglu(gt, up);                                                                  // [n_e, I]
+    ys[i] = linear(a, ex[e]->down_proj->weight);                                                // [n_e, C]
+    saved[3 * i] = gt;
+    saved[3 * i + 1] = up;
+    saved[3 * i + 2] = a;
+  });
+  for (int64_t e : used)
+    inputs.insert(inputs.end(), {ex[size_t(e)]->gate_proj->weight, ex[size_t(e)]->up_proj->weight,
+                                 ex[size_t(e)]->down_proj->weight});
   Tensor y;
   {
     NoGrad ng;
@@ -177,14 +201,17 @@ Tensor grouped_swiglu_experts(const Tensor& xs, const Grouping& g, const std::ve
   saved.push_back(xs.detach());
   std::vector<int64_t> start(g.start), counts(g.counts);
   return record(y, "moe_grouped_experts", inputs, std::move(saved),
-                [used, start, counts, w = std::vector<Tensor>(inputs.begin() + 1, inputs.end())](
+                [used, order, start, counts, w = std::vector<Tensor>(inputs.begin() + 1, inputs.end())](
                     const Tensor& dy_in, const std::vector<Tensor>& s) {
                   NoGrad ng;
                   const Tensor& xs = s.back();
                   Tensor dy = dy_in.is_contiguous() ? dy_in : dy_in.contiguous();
-                  std::vector<Tensor> out(1 + w.size()), dxs;
-                  for (size_t i = 0; i < used.size(); ++i) {
-                    const size_t e = size_t(used[i]);
+                  std::vector<Tensor> out(1 + w.size()), dxs(used.size());
+                  const bool bf16 = autocast_bf16();
+                  parallel_tasks(int64_t(used.size()), [&](int64_t t) {
+                    NoGrad ng_task;
+                    AutocastBF16 ac(bf16);
+                    const size_t i = order[size_t(t)], e = size_t(used[i]);
                     Tensor xe = xs.narrow(0, start[e], counts[e]), dye = dy.narrow(0, start[e], counts[e]);
                     const Tensor &gt = s[3 * i], &up = s[3 * i + 1], &a = s[3 * i + 2];
                     const Tensor &wg = w[3 * i], &wu = w[3 * i + 1], &wd = w[3 * i + 2];
@@ -201,8 +228,8 @@ Tensor grouped_swiglu_experts(const Tensor& xs, const Grouping& g, const std::ve
                     Tensor xt = xe.transpose(0, 1);
                     out[1 + 3 * i] = linear(dg.transpose(0, 1), xt);  // dWg = dg^T x  [I, C]
                     out[2 + 3 * i] = linear(du.transpose(0, 1), xt);  // dWu = du^T x  [I, C]
-                    dxs.push_back(add(linear(dg, wg.transpose(0, 1)), linear(du, wu.transpose(0, 1))));  // [n, C]
-                  }
+                    dxs[i] = add(linear(dg, wg.transpose(0, 1)), linear(du, wu.transpose(0, 1)));  // [n, C]
+                  });
                   out[0] = dxs.size() == 1 ? dxs[0] : concat(dxs, 0);
                   if (out[0].dtype() != xs.dtype()) out[0] = out[0].to(xs.dtype());
                   return out;
