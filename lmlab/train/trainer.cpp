@@ -1,6 +1,8 @@
 // Trainer implementation.
 #include "lmlab/train/trainer.h"
 
+#include "lmlab/nn/kda.h"
+
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -253,7 +255,13 @@ double Trainer::train_step() {
     Batch b = loader_->next();
     std::optional<RouterStatsCollector> rs;
     if (moe) rs.emplace();
-    Tensor loss = causal_lm_loss(*model_, b.inputs, b.targets);
+    Tensor loss;
+    try {
+      loss = causal_lm_loss(*model_, b.inputs, b.targets);
+    } catch (const NonFiniteStateError& e) {  // a recurrent layer's state (it names the layer)
+      throw Error(str_cat("[train] ", e.what(), " at step ", step_no, " (micro-batch ", m,
+                          "); lower the learning rate or check the data"));
+    }
     if (moe) {
       const auto& st = rs->stats();
       LMLAB_CHECK(st.size() == moe_.size(), Error, "[train] expected router statistics from ", moe_.size(),

@@ -194,3 +194,29 @@ TEST(MoETrain, NonFiniteRouterLogitsNameTheLayerAndStep) {
   test::expect_error<Error>([&] { tr.train_step(); }, "router logits of layer 1");
   test::expect_error<Error>([&] { tr.train_step(); }, "at step 3");
 }
+
+// A NaN reaching a recurrent (KDA) layer's state stops training with the layer and the step named.
+TEST(HybridTrain, NonFiniteRecurrentStateNamesTheLayerAndStep) {
+  test::TempDir dir("lmlab_kda_nan");
+  TrainConfig c = moe_config(dir);
+  c.model.architecture = "LlamaForCausalLM";
+  c.model.num_experts = 0;
+  c.model.num_experts_per_tok = 0;
+  c.model.moe_intermediate_size = 0;
+  c.model.layer_pattern = "KM";
+  c.model.linear_num_heads = 2;
+  c.model.linear_head_dim = 16;
+  c.model.kv_lora_rank = 16;
+  c.model.qk_nope_head_dim = 8;
+  c.model.qk_rope_head_dim = 0;
+  c.model.v_head_dim = 8;
+  Trainer tr(c);
+  tr.train_step();
+  for (auto& [n, p] : tr.model().named_parameters())
+    if (n == "model.layers.0.self_attn.v_proj.weight") {
+      NoGrad ng;
+      fill_(p, NAN);
+    }
+  test::expect_error<Error>([&] { tr.train_step(); }, "layer 0");
+  test::expect_error<Error>([&] { tr.train_step(); }, "at step 2");
+}
