@@ -98,6 +98,7 @@ MoEConfig TransformerConfig::moe_config() const {
   m.router = scoring_func == "sigmoid" ? MoEConfig::Router::Sigmoid : MoEConfig::Router::Softmax;
   m.routed_scaling_factor = routed_scaling_factor;
   m.num_shared_experts = n_shared_experts;
+  m.mixtral_expert_names = architecture == "KimiLinearForCausalLM";  // block_sparse_moe.experts.{e}.w1/w2/w3
   return m;
 }
 

@@ -62,7 +62,9 @@ DecoderBlock::DecoderBlock(const TransformerConfig& c, Generator& gen, int64_t l
   post_attention_layernorm =
       register_module("post_attention_layernorm", std::make_shared<RMSNorm>(c.hidden_size, c.rms_norm_eps));
   if (c.is_moe_layer(layer))
-    moe = register_module("mlp", std::make_shared<SparseMoE>(c.moe_config(), gen, c.initializer_range, out_std(c), layer));
+    // Kimi Linear's checkpoints name the sparse FFN "block_sparse_moe" (its dense layers stay "mlp").
+    moe = register_module(c.architecture == "KimiLinearForCausalLM" ? "block_sparse_moe" : "mlp",
+                          std::make_shared<SparseMoE>(c.moe_config(), gen, c.initializer_range, out_std(c), layer));
   else
     mlp = register_module("mlp", std::make_shared<SwiGLUMLP>(c.hidden_size, c.intermediate_size, gen,
                                                                c.initializer_range, out_std(c)));

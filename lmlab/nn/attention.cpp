@@ -110,11 +110,13 @@ void SwiGLUMLP::fuse_quantized() {
   gate_up_weight_ = Tensor();
 }
 
-SwiGLUMLP::SwiGLUMLP(int64_t hidden, int64_t inter, Generator& gen, double std, double out_std) : inter_(inter) {
+SwiGLUMLP::SwiGLUMLP(int64_t hidden, int64_t inter, Generator& gen, double std, double out_std, const char* gate_name,
+                     const char* up_name, const char* down_name)
+    : inter_(inter) {
   gate_up_weight_ = fused_rows(hidden, {inter, inter}, gen, std);
-  gate_proj = register_module("gate_proj", std::make_shared<Linear>(gate_up_weight_.narrow(0, 0, inter).detach(), Tensor()));
-  up_proj = register_module("up_proj", std::make_shared<Linear>(gate_up_weight_.narrow(0, inter, inter).detach(), Tensor()));
-  down_proj = register_module("down_proj", std::make_shared<Linear>(inter, hidden, false, gen, out_std));
+  gate_proj = register_module(gate_name, std::make_shared<Linear>(gate_up_weight_.narrow(0, 0, inter).detach(), Tensor()));
+  up_proj = register_module(up_name, std::make_shared<Linear>(gate_up_weight_.narrow(0, inter, inter).detach(), Tensor()));
+  down_proj = register_module(down_name, std::make_shared<Linear>(inter, hidden, false, gen, out_std));
 }
 
 Tensor SwiGLUMLP::forward(const Tensor& x) const {

@@ -49,7 +49,10 @@ class SelfAttention : public Module {
 // SwiGLU feed-forward: down(silu(gate(x)) * up(x)) (Shazeer 2020; HF LlamaMLP).
 class SwiGLUMLP : public Module {
  public:
-  SwiGLUMLP(int64_t hidden, int64_t intermediate, Generator& gen, double std, double out_std);
+  // The three projections are registered as gate_proj / up_proj / down_proj (Llama) unless other
+  // names are given (Mixtral / Kimi experts: w1 / w3 / w2).
+  SwiGLUMLP(int64_t hidden, int64_t intermediate, Generator& gen, double std, double out_std,
+            const char* gate_name = "gate_proj", const char* up_name = "up_proj", const char* down_name = "down_proj");
   Tensor forward(const Tensor& x) const;
   std::shared_ptr<Linear> gate_proj, up_proj, down_proj;
   void fuse_quantized();  // as SelfAttention::fuse_quantized, for gate/up

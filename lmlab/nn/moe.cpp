@@ -289,7 +289,11 @@ SparseMoE::SparseMoE(const MoEConfig& c, Generator& gen, double std, double out_
                                                               c.router == MoEConfig::Router::Sigmoid, gen, std));
   for (int64_t e = 0; e < c.num_experts; ++e)
     experts.push_back(register_module("experts." + std::to_string(e),
-                                      std::make_shared<SwiGLUMLP>(c.hidden, c.expert_intermediate, gen, std, out_std)));
+                                      c.mixtral_expert_names
+                                          ? std::make_shared<SwiGLUMLP>(c.hidden, c.expert_intermediate, gen, std,
+                                                                        out_std, "w1", "w3", "w2")
+                                          : std::make_shared<SwiGLUMLP>(c.hidden, c.expert_intermediate, gen, std,
+                                                                        out_std)));
   if (c.num_shared_experts > 0) {
     int64_t w = (c.shared_intermediate > 0 ? c.shared_intermediate : c.expert_intermediate) * c.num_shared_experts;
     shared_experts = register_module("shared_experts", std::make_shared<SwiGLUMLP>(c.hidden, w, gen, std, out_std));

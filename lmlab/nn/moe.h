@@ -28,6 +28,7 @@ struct MoEConfig {
   double routed_scaling_factor = 1.0;  // multiplies the routed weights (DeepSeek-V3 uses 2.5)
   int64_t num_shared_experts = 0;      // always-on experts added unweighted to the routed output
   int64_t shared_intermediate = 0;     // width of each shared expert; 0 = expert_intermediate
+  bool mixtral_expert_names = false;   // experts' projections named w1 / w3 / w2 (Mixtral, Kimi Linear)
   // Throws ConfigError naming the field.
   void validate() const;
 };

@@ -231,8 +231,7 @@ std::string nonfinite_logits(const RouterStats& st) {
   std::vector<float> v = st.logits.to_vector<float>();
   for (size_t i = 0; i < v.size(); ++i)
     if (!std::isfinite(v[i]))
-      return str_cat(std::isnan(v[i]) ? "NaN" : "Inf", " in the router logits of layer ", st.layer, " (model.layers.",
-                     st.layer, ".mlp.gate, token ", int64_t(i) / st.logits.size(1), ", expert ",
+      return str_cat(std::isnan(v[i]) ? "NaN" : "Inf", " in the router logits of layer ", st.layer, " (token ", int64_t(i) / st.logits.size(1), ", expert ",
                      int64_t(i) % st.logits.size(1), ")");
   return "";
 }

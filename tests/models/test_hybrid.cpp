@@ -3,6 +3,8 @@
 // full attention), generation (single, batched with left padding, fork), truncate rules, training.
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include <cmath>
 
 #include "../test_util.h"
@@ -137,7 +139,7 @@ TEST(HybridConfig, KimiLinearConfigJsonLoadsAndRoundTrips) {
   EXPECT_EQ(r.num_experts, 4);
   EXPECT_TRUE(r.mla_use_nope);
   Transformer m(c, 3);  // builds: KDA + MLA + sigmoid MoE with a shared expert
-  EXPECT_TRUE(has(m, "model.layers.1.mlp.shared_experts.up_proj.weight"));
+  EXPECT_TRUE(has(m, "model.layers.1.block_sparse_moe.shared_experts.up_proj.weight"));
   EXPECT_TRUE(has(m, "model.layers.0.mlp.up_proj.weight"));
   // the lmlab pattern survives a round trip for any architecture, with mixers Kimi's lists cannot express
   TransformerConfig g = hybrid("GDLA");
@@ -267,4 +269,23 @@ TEST(HybridModel, TrainsWithLossDecreasing) {
   }
   EXPECT_NEAR(first, std::log(53.0), 0.3);
   EXPECT_LT(last, 0.5 * first);
+}
+
+// A Kimi-Linear checkpoint's tensor names: the sparse FFN is block_sparse_moe with Mixtral-style
+// expert projections (w1 gate, w3 up, w2 down), the router and its correction bias under gate, shared
+// experts as a Llama MLP; the first_k_dense_replace layers keep a dense "mlp".
+TEST(HybridConfig, KimiLinearTensorNames) {
+  TransformerConfig c = TransformerConfig::from_json(kKimiJson);
+  Transformer m(c, 3);
+  std::set<std::string> names;
+  for (const auto& [n, t] : m.state_dict()) names.insert(n);
+  for (const char* want : {"model.layers.0.mlp.gate_proj.weight", "model.layers.1.block_sparse_moe.gate.weight",
+                           "model.layers.1.block_sparse_moe.gate.e_score_correction_bias",
+                           "model.layers.1.block_sparse_moe.experts.3.w1.weight",
+                           "model.layers.1.block_sparse_moe.experts.3.w2.weight",
+                           "model.layers.1.block_sparse_moe.experts.3.w3.weight",
+                           "model.layers.1.block_sparse_moe.shared_experts.down_proj.weight"})
+    EXPECT_TRUE(names.count(want)) << want;
+  for (const auto& n : names) EXPECT_EQ(n.find("mlp.experts"), std::string::npos) << n;
+  EXPECT_EQ(m.model->layers[1]->moe->experts[3]->down_proj->weight.shape(), (Shape{32, 16}));  // w2: [C, I]
 }
