@@ -20,4 +20,14 @@ double shard_loss(const Transformer& m, const std::string& shard, int64_t contex
   return n ? sum / double(n) : NAN;
 }
 
+TrainRunResult train_variant(const ExperimentContext& ctx, const TrainConfig& cfg, const std::string& variant) {
+  TrainRunOptions ro;
+  ro.name = ctx.name + "/" + ctx.scale + "/" + variant;
+  ro.registry_path = ctx.registry_path;
+  ro.runs_dir = ctx.runs_dir;
+  ro.log = ctx.log;
+  if (ctx.progress) ro.progress = [&ctx, variant](const std::string& p) { ctx.progress(variant + ": " + p); };
+  return run_training(cfg, ro);
+}
+
 }  // namespace lmlab::exp

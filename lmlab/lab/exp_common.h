@@ -5,6 +5,8 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "lmlab/lab/experiments.h"
+#include "lmlab/lab/train_run.h"
 #include "lmlab/models/transformer.h"
 
 namespace lmlab::exp {
@@ -26,5 +28,9 @@ inline std::string fixed(double v, int prec) {
 // Mean causal-LM loss (nats/token) over every token of a token shard, in sequential windows of
 // `context` tokens, `batch` windows at a time; NaN for an empty shard.
 double shard_loss(const Transformer& m, const std::string& shard, int64_t context, int64_t batch);
+
+// Trains one variant of an experiment as its own registered run, "<experiment>/<scale>/<variant>",
+// logging and reporting progress through ctx, and returns the run.
+TrainRunResult train_variant(const ExperimentContext& ctx, const TrainConfig& cfg, const std::string& variant);
 
 }  // namespace lmlab::exp

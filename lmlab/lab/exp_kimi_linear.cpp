@@ -163,13 +163,7 @@ ExperimentResult run_kimi_linear(ExperimentContext& ctx) {
       r.cfg.model.layer_pattern = r.pattern;
       r.cfg.model.mla_use_nope = !r.rope;
       log(str_cat("---- ", r.label, " (", r.pattern, ") ----"));
-      TrainRunOptions ro;
-      ro.name = ctx.name + "/" + ctx.scale + "/" + r.name;
-      ro.registry_path = ctx.registry_path;
-      ro.runs_dir = ctx.runs_dir;
-      ro.log = ctx.log;
-      if (ctx.progress) ro.progress = [&, n = r.name](const std::string& p) { ctx.progress(n + ": " + p); };
-      r.run = run_training(r.cfg, ro);
+      r.run = exp::train_variant(ctx, r.cfg, r.name);
       Transformer model(r.cfg.model);
       load_model_weights(model, r.run.checkpoint);
       model.train(false);

@@ -144,13 +144,7 @@ ExperimentResult run_moe(ExperimentContext& ctx) {
       if (r.moe) r.cfg.model.architecture = "Qwen3MoeForCausalLM";
       r.cfg.model.max_position_embeddings = r.cfg.context;
       log(str_cat("---- ", r.label, " ----"));
-      TrainRunOptions ro;
-      ro.name = ctx.name + "/" + ctx.scale + "/" + r.name;
-      ro.registry_path = ctx.registry_path;
-      ro.runs_dir = ctx.runs_dir;
-      ro.log = ctx.log;
-      if (ctx.progress) ro.progress = [&, n = r.name](const std::string& p) { ctx.progress(n + ": " + p); };
-      r.run = run_training(r.cfg, ro);
+      r.run = exp::train_variant(ctx, r.cfg, r.name);
       Transformer model(r.cfg.model);
       load_model_weights(model, r.run.checkpoint);
       r.val_loss = exp::shard_loss(model, corpus.shard(1), r.cfg.context, r.cfg.batch_size);
