@@ -48,6 +48,7 @@ void fuse_quantized_weights(Transformer& model) {
       if (layer->moe->shared_experts) layer->moe->shared_experts->fuse_quantized();
     }
   }
+  if (model.lm_head) model.lm_head->interleave_quantized();
 }
 
 }  // namespace lmlab

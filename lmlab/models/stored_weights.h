@@ -20,7 +20,8 @@ QMatrix qmatrix_view(const Tensor& t);
 int64_t attach_half_precision_weights(Module& model, std::map<std::string, Tensor>& sd);
 
 // After weights were attached in stored form: fuse q/k/v and gate/up rows of each layer (experts
-// included) into single matrices where they share a type (SelfAttention::fuse_quantized).
+// included) into single matrices where they share a type (SelfAttention::fuse_quantized), and lay
+// Q8_0 matrices (those and the rest: o/down projections, the head) out interleaved for decoding.
 void fuse_quantized_weights(Transformer& model);
 
 }  // namespace lmlab

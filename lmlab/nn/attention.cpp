@@ -94,20 +94,30 @@ std::shared_ptr<const QMatrix> stack_quantized(const std::vector<const Linear*>&
     if (!l->quantized() || l->qweight->type != parts[0]->qweight->type) return nullptr;
     q.push_back(l->qweight.get());
   }
-  return std::make_shared<const QMatrix>(QMatrix::concat_rows(q));
+  return std::make_shared<const QMatrix>(QMatrix::concat_rows(q).interleaved());
+}
+// The parts of a stack (when there is none) and the rest go into the decoding layout.
+void interleave_all(const std::vector<Linear*>& parts, bool stacked, Linear* rest) {
+  if (!stacked)
+    for (Linear* l : parts) l->interleave_quantized();
+  rest->interleave_quantized();
 }
 }  // namespace
 
 void SelfAttention::fuse_quantized() {
-  if (!q_proj->quantized() || !k_proj->quantized() || !v_proj->quantized()) return;
-  qkv_q_ = stack_quantized({q_proj.get(), k_proj.get(), v_proj.get()});
-  qkv_weight_ = Tensor();  // no Linear views it any more
+  if (q_proj->quantized() && k_proj->quantized() && v_proj->quantized()) {
+    qkv_q_ = stack_quantized({q_proj.get(), k_proj.get(), v_proj.get()});
+    qkv_weight_ = Tensor();  // no Linear views it any more
+  }
+  interleave_all({q_proj.get(), k_proj.get(), v_proj.get()}, qkv_q_ != nullptr, o_proj.get());
 }
 
 void SwiGLUMLP::fuse_quantized() {
-  if (!gate_proj->quantized() || !up_proj->quantized()) return;
-  gate_up_q_ = stack_quantized({gate_proj.get(), up_proj.get()});
-  gate_up_weight_ = Tensor();
+  if (gate_proj->quantized() && up_proj->quantized()) {
+    gate_up_q_ = stack_quantized({gate_proj.get(), up_proj.get()});
+    gate_up_weight_ = Tensor();
+  }
+  interleave_all({gate_proj.get(), up_proj.get()}, gate_up_q_ != nullptr, down_proj.get());
 }
 
 SwiGLUMLP::SwiGLUMLP(int64_t hidden, int64_t inter, Generator& gen, double std, double out_std, const char* gate_name,

@@ -36,7 +36,9 @@ class SelfAttention : public Module {
   std::shared_ptr<Linear> q_proj, k_proj, v_proj, o_proj;
   std::shared_ptr<RMSNorm> q_norm, k_norm;  // null unless cfg.qk_norm
   // After q/k/v were given quantized weights (Linear::set_quantized): stack them into one matrix
-  // (when they share a type) so inference runs one product, and free the f32 fused buffer.
+  // (when they share a type) so inference runs one product, and free the f32 fused buffer. Every
+  // quantized matrix inference then uses (the stack or q/k/v, and o_proj) is laid out for decoding
+  // (Linear::interleave_quantized).
   void fuse_quantized();
 
  private:
@@ -55,7 +57,7 @@ class SwiGLUMLP : public Module {
             const char* gate_name = "gate_proj", const char* up_name = "up_proj", const char* down_name = "down_proj");
   Tensor forward(const Tensor& x) const;
   std::shared_ptr<Linear> gate_proj, up_proj, down_proj;
-  void fuse_quantized();  // as SelfAttention::fuse_quantized, for gate/up
+  void fuse_quantized();  // as SelfAttention::fuse_quantized, for gate/up (and down_proj)
 
  private:
   Tensor gate_up_weight_;  // gate rows then up rows, shared with gate_proj / up_proj (see SelfAttention)

@@ -33,6 +33,10 @@ Tensor Linear::forward(const Tensor& x) const {
   return linear(x, weight, bias);
 }
 
+void Linear::interleave_quantized() {
+  if (qweight && qweight->can_interleave()) qweight = std::make_shared<const QMatrix>(qweight->interleaved());
+}
+
 void Linear::set_quantized(QMatrix q) {
   LMLAB_CHECK(q.rows == out_features && q.cols == in_features, ShapeError, "[Linear] quantized weight is [", q.rows,
               ", ", q.cols, "], the layer is [", out_features, ", ", in_features, "]");

@@ -21,6 +21,9 @@ class Linear : public Module {
   // F16 ...): the f32 `weight` parameter is dropped and forward runs qlinear. `q` must be
   // [out_features, in_features] (ShapeError otherwise). The bias, if any, stays an f32 parameter.
   void set_quantized(QMatrix q);
+  // Re-lays a Q8_0 quantized weight out in interleaved row groups for decoding
+  // (QMatrix::interleaved); a no-op for other weights.
+  void interleave_quantized();
   bool quantized() const { return qweight != nullptr; }
   Tensor weight, bias;
   std::shared_ptr<const QMatrix> qweight;

@@ -3,7 +3,9 @@
 #include "lmlab/ops/qmatmul.h"
 
 #include <cstring>
+#include <vector>
 
+#include "lmlab/core/dtype.h"
 #include "lmlab/core/node.h"
 #include "lmlab/core/parallel.h"
 #include "lmlab/ops/dispatch.h"
@@ -72,6 +74,94 @@ QMatrix QMatrix::wrap(GgmlType type, int64_t rows, int64_t cols, std::shared_ptr
   return q;
 }
 
+// ---- interleaved Q8_0 layout (qmatmul.h) ----
+namespace {
+constexpr int64_t kGroup = QMatrix::kInterleaveRows;
+// Offsets inside one interleaved group of nb blocks.
+size_t code_at(int64_t b, int64_t k, int64_t i) { return size_t(b) * 512 + size_t(k / 4) * 64 + size_t(i) * 4 + size_t(k % 4); }
+size_t scale_at(int64_t nb, int64_t b, int64_t i) { return size_t(nb) * 512 + size_t(b) * 32 + size_t(i) * 2; }
+}  // namespace
+
+bool QMatrix::can_interleave() const {
+  return type == GgmlType::Q8_0 && interleave == 0 && rows > 0 && rows % kGroup == 0 && bytes != nullptr;
+}
+
+void QMatrix::copy_row(int64_t r, uint8_t* dst) const {
+  LMLAB_CHECK(r >= 0 && r < rows, IndexError, "[qmatmul] row ", r, " of a matrix with ", rows, " rows");
+  if (interleave == 0) {
+    std::memcpy(dst, row(r), row_bytes());
+    return;
+  }
+  const int64_t nb = cols / 32, i = r % kGroup;
+  const uint8_t* g = bytes.get() + size_t(r / kGroup) * kGroup * row_bytes();
+  for (int64_t b = 0; b < nb; ++b, dst += kQ8_0Bytes) {
+    std::memcpy(dst, g + scale_at(nb, b, i), 2);
+    for (int64_t q = 0; q < 8; ++q)
+      for (int64_t t = 0; t < 4; ++t) dst[2 + 4 * q + t] = uint8_t(g[code_at(b, 4 * q + t, i)] ^ 0x80);
+  }
+}
+
+void QMatrix::dequantize_rows(int64_t r0, int64_t n, float* out) const {
+  LMLAB_CHECK(r0 >= 0 && n >= 0 && r0 + n <= rows, IndexError, "[qmatmul] rows ", r0, "..", r0 + n, " of a matrix with ",
+              rows, " rows");
+  if (interleave == 0) {
+    for (int64_t r = 0; r < n; ++r) ggml_dequantize(type, row(r0 + r), out + r * cols, cols);
+    return;
+  }
+  // Directly from the groups (the same products d * q as ggml's row-major dequantization).
+  const int64_t nb = cols / 32;
+  const size_t group_bytes = size_t(kGroup) * row_bytes();
+  for (int64_t r = r0; r < r0 + n; ++r) {
+    const uint8_t* g = bytes.get() + size_t(r / kGroup) * group_bytes;
+    const int64_t i = r % kGroup;
+    float* o = out + (r - r0) * cols;
+    for (int64_t b = 0; b < nb; ++b, o += 32) {
+      uint16_t h;
+      std::memcpy(&h, g + scale_at(nb, b, i), 2);
+      const float d = f16_to_f32(h);
+      const uint8_t* c = g + code_at(b, 0, i);
+      for (int64_t q = 0; q < 8; ++q)
+        for (int64_t t = 0; t < 4; ++t) o[4 * q + t] = d * float(int(c[64 * q + t]) - 128);
+    }
+  }
+}
+
+QMatrix QMatrix::interleaved() const {
+  if (!can_interleave()) return *this;
+  QMatrix q = *this;
+  q.interleave = kGroup;
+  auto buf = alloc_bytes(nbytes());
+  const int64_t nb = cols / 32;
+  const size_t group_bytes = size_t(kGroup) * row_bytes();
+  parallel_for(0, rows / kGroup, 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t gi = lo; gi < hi; ++gi) {
+      uint8_t* g = buf.get() + size_t(gi) * group_bytes;
+      for (int64_t i = 0; i < kGroup; ++i) {
+        const uint8_t* src = row(gi * kGroup + i);
+        for (int64_t b = 0; b < nb; ++b, src += kQ8_0Bytes) {
+          std::memcpy(g + scale_at(nb, b, i), src, 2);
+          for (int64_t k = 0; k < 32; ++k) g[code_at(b, k, i)] = uint8_t(src[2 + k] ^ 0x80);
+        }
+      }
+    }
+  });
+  q.bytes = buf;
+  return q;
+}
+
+QMatrix QMatrix::row_major() const {
+  if (interleave == 0) return *this;
+  QMatrix q = *this;
+  q.interleave = 0;
+  auto buf = alloc_bytes(nbytes());
+  const size_t rb = row_bytes();
+  parallel_for(0, rows, 16, [&](int64_t lo, int64_t hi) {
+    for (int64_t r = lo; r < hi; ++r) copy_row(r, buf.get() + size_t(r) * rb);
+  });
+  q.bytes = buf;
+  return q;
+}
+
 QMatrix QMatrix::concat_rows(const std::vector<const QMatrix*>& parts) {
   LMLAB_CHECK(!parts.empty(), ValueError, "[qmatmul] concat_rows: no matrices");
   for (size_t i = 0; i < parts.size(); ++i) {
@@ -84,11 +174,21 @@ QMatrix QMatrix::concat_rows(const std::vector<const QMatrix*>& parts) {
   QMatrix q;
   q.type = parts[0]->type;
   q.cols = parts[0]->cols;
-  for (const QMatrix* p : parts) q.rows += p->rows;
+  bool all_interleaved = true;
+  for (const QMatrix* p : parts) {
+    q.rows += p->rows;
+    all_interleaved = all_interleaved && p->interleave != 0;
+  }
+  q.interleave = all_interleaved ? parts[0]->interleave : 0;
   auto buf = alloc_bytes(q.nbytes());
   size_t off = 0;
   for (const QMatrix* p : parts) {
-    if (p->nbytes()) std::memcpy(buf.get() + off, p->bytes.get(), p->nbytes());
+    // Interleaved groups are whole and contiguous, so interleaved parts stack as bytes too.
+    if (p->interleave == q.interleave) {
+      if (p->nbytes()) std::memcpy(buf.get() + off, p->bytes.get(), p->nbytes());
+    } else {
+      for (int64_t r = 0; r < p->rows; ++r) p->copy_row(r, buf.get() + off + size_t(r) * p->row_bytes());
+    }
     off += p->nbytes();
   }
   q.bytes = buf;
@@ -98,9 +198,7 @@ QMatrix QMatrix::concat_rows(const std::vector<const QMatrix*>& parts) {
 Tensor QMatrix::dequantize() const {
   Tensor out = Tensor::empty({rows, cols});
   float* o = out.data<float>();
-  parallel_for(0, rows, 16, [&](int64_t lo, int64_t hi) {
-    for (int64_t r = lo; r < hi; ++r) ggml_dequantize(type, row(r), o + r * cols, cols);
-  });
+  parallel_for(0, rows, 16, [&](int64_t lo, int64_t hi) { dequantize_rows(lo, hi - lo, o + lo * cols); });
   return out;
 }
 

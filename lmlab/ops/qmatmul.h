@@ -12,17 +12,44 @@
 
 namespace lmlab {
 
-// A [rows, cols] weight matrix stored row-major in ggml blocks (each row is ggml_row_size(type, cols)
-// bytes; cols must be a multiple of the block size). `bytes` keeps the memory alive: an owned buffer
-// or a mapped file (zero-copy GGUF loading).
+// A [rows, cols] weight matrix in ggml blocks (each row is ggml_row_size(type, cols) bytes; cols must
+// be a multiple of the block size). `bytes` keeps the memory alive: an owned buffer or a mapped file
+// (zero-copy GGUF loading).
+//
+// Layout. Row-major (interleave == 0) is ggml's: row r at bytes + r * row_bytes(). A Q8_0 matrix
+// whose rows are a multiple of 16 can instead be interleaved (interleave == 16, made by
+// interleaved()) for decoding: groups of 16 rows, each group one contiguous run of
+// nb = cols / 32 blocks, and per group
+//   codes  [nb][8][16][4] uint8: block b, quad j, row i holds the codes of values 4j..4j+3 of row
+//          16g + i in block b, stored offset by 128 (q + 128, so 0..255), and then
+//   scales [nb][16] f16: block b's scale of each of the 16 rows.
+// One 64-byte load then feeds a VNNI instruction 4 codes of 16 rows against one broadcast activation
+// quad, with no per-row horizontal sums (the layout llama.cpp's repacking CPU backends use too).
+// The bytes are the same in number (nbytes()); row() and the ggml block functions need row-major.
 struct QMatrix {
   GgmlType type = GgmlType::F32;
   int64_t rows = 0, cols = 0;
   std::shared_ptr<const uint8_t> bytes;
+  int64_t interleave = 0;  // 0: row-major; kInterleaveRows: interleaved (above)
+
+  static constexpr int64_t kInterleaveRows = 16;
 
   size_t row_bytes() const { return ggml_row_size(type, cols); }
   size_t nbytes() const { return row_bytes() * size_t(rows); }
+  // Row r of a row-major matrix (ggml blocks).
   const uint8_t* row(int64_t r) const { return bytes.get() + size_t(r) * row_bytes(); }
+  // Row r's ggml blocks written to dst (row_bytes() bytes), for either layout.
+  void copy_row(int64_t r, uint8_t* dst) const;
+  // Rows r0 .. r0 + n - 1 as f32 into out [n, cols], for either layout.
+  void dequantize_rows(int64_t r0, int64_t n, float* out) const;
+
+  // Whether interleaved() would change the layout: Q8_0, rows a positive multiple of 16, row-major.
+  bool can_interleave() const;
+  // The interleaved copy (above) when can_interleave(); otherwise *this (the same bytes).
+  QMatrix interleaved() const;
+  // The row-major form: *this when it is row-major, else a copy (bytes identical to the matrix that
+  // was interleaved).
+  QMatrix row_major() const;
 
   // Quantizes a 2-D f32/bf16/f16 tensor (contiguous or not). Throws ValueError when cols is not a
   // multiple of the type's block size.
@@ -30,7 +57,8 @@ struct QMatrix {
   // Wraps existing bytes (checked: size must equal rows * row_bytes).
   static QMatrix wrap(GgmlType type, int64_t rows, int64_t cols, std::shared_ptr<const uint8_t> bytes,
                       size_t size);
-  // Rows of several matrices of the same type and cols, stacked (fused q/k/v or gate/up).
+  // Rows of several matrices of the same type and cols, stacked (fused q/k/v or gate/up). Interleaved
+  // when every part is; row-major otherwise.
   static QMatrix concat_rows(const std::vector<const QMatrix*>& parts);
   // f32 [rows, cols].
   Tensor dequantize() const;

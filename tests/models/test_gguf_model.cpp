@@ -325,6 +325,11 @@ TEST(GgufModel, QuantizedFilesRunQuantized) {
       GgufModel d = load_gguf_model(tmp / "q.gguf", f32);
       EXPECT_GT(q.quantized_matrices, 0);
       EXPECT_EQ(d.quantized_matrices, 0);
+      if (type == GgmlType::Q8_0) {  // Q8_0 matrices in whole 16-row groups run interleaved
+        const Linear& o = *q.model->model->layers[0]->self_attn->o_proj;
+        ASSERT_TRUE(o.quantized());
+        EXPECT_EQ(o.qweight->interleave, o.out_features % 16 == 0 ? 16 : 0);
+      }
       auto lq = logits_of(*q.model), ld = logits_of(*d.model);
       const double scale = max_abs(ref);
       EXPECT_LE(max_abs_diff(lq, ref), tol * scale) << ggml_type_name(type);

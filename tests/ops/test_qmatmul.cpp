@@ -272,6 +272,122 @@ TEST(QMatrix, ConcatRowsEqualsQuantizingTheStack) {
   test::expect_error<ValueError>([&] { QMatrix::concat_rows({}); }, "no matrices");
 }
 
+// ---- interleaved Q8_0 (QMatrix::interleaved) ----
+
+TEST(QMatrixInterleaved, LayoutRoundTripsAndDecodesLikeRowMajor) {
+  Generator g(21);
+  for (int64_t K : {32, 96, 768}) {
+    QMatrix q = QMatrix::quantize(Tensor::randn({48, K}, g), GgmlType::Q8_0);
+    ASSERT_TRUE(q.can_interleave());
+    QMatrix p = q.interleaved();
+    ASSERT_EQ(p.interleave, QMatrix::kInterleaveRows);
+    ASSERT_EQ(p.nbytes(), q.nbytes());
+    EXPECT_NE(std::memcmp(p.bytes.get(), q.bytes.get(), q.nbytes()), 0) << "the layout must change";
+    EXPECT_FALSE(p.can_interleave());
+    // Block b, quad j, row i of group 1 holds codes 4j.. of row 16 + i, offset by 128.
+    const int64_t nb = K / 32;
+    const uint8_t* g1 = p.bytes.get() + 16 * q.row_bytes();
+    for (int64_t i : {0, 7, 15})
+      for (int64_t b = 0; b < nb; ++b)
+        for (int64_t k = 0; k < 32; ++k)
+          ASSERT_EQ(g1[b * 512 + (k / 4) * 64 + i * 4 + k % 4], uint8_t(q.row(16 + i)[b * 34 + 2 + k] ^ 0x80));
+    ASSERT_EQ(std::memcmp(g1 + nb * 512 + 2 * 3, q.row(19), 2), 0);  // block 0's scale of row 16 + 3
+    // Back to row-major: the original bytes; rows and dequantization identical bit for bit.
+    QMatrix back = p.row_major();
+    ASSERT_EQ(back.interleave, 0);
+    EXPECT_EQ(std::memcmp(back.bytes.get(), q.bytes.get(), q.nbytes()), 0);
+    std::vector<uint8_t> row(q.row_bytes());
+    p.copy_row(37, row.data());
+    EXPECT_EQ(std::memcmp(row.data(), q.row(37), row.size()), 0);
+    auto A = p.dequantize().to_vector<float>(), B = q.dequantize().to_vector<float>();
+    EXPECT_EQ(std::memcmp(A.data(), B.data(), A.size() * 4), 0);
+    std::vector<float> part(size_t(5 * K));
+    p.dequantize_rows(14, 5, part.data());  // across a group boundary
+    EXPECT_EQ(std::memcmp(part.data(), B.data() + 14 * K, part.size() * 4), 0);
+  }
+}
+
+TEST(QMatrixInterleaved, OnlyQ8_0InWholeGroups) {
+  Generator g(22);
+  QMatrix odd = QMatrix::quantize(Tensor::randn({24, 64}, g), GgmlType::Q8_0);
+  QMatrix k4 = QMatrix::quantize(Tensor::randn({32, 256}, g), GgmlType::Q4_K);
+  for (const QMatrix* q : {&odd, &k4}) {
+    EXPECT_FALSE(q->can_interleave());
+    QMatrix same = q->interleaved();
+    EXPECT_EQ(same.interleave, 0);
+    EXPECT_EQ(same.bytes.get(), q->bytes.get());
+  }
+  // A layout the kernels do not define is refused, not misread.
+  QMatrix bad = k4;
+  bad.interleave = 16;
+  test::expect_error<ValueError>([&] { qlinear(Tensor::randn({1, 256}, g), bad); },
+                                 "only Q8_0 in groups of 16 rows is defined");
+}
+
+TEST(QMatrixInterleaved, MatchesReferenceOnEveryPath) {
+  Generator g(23);
+  for (int64_t K : {32, 96, 768, 2048}) {
+    QMatrix full = QMatrix::quantize(mul(Tensor::randn({304, K}, g), Tensor::scalar(0.05)), GgmlType::Q8_0);
+    for (int64_t N : {16, 48, 304}) {
+      QMatrix w = QMatrix::wrap(GgmlType::Q8_0, N, K, full.bytes, size_t(N) * full.row_bytes()).interleaved();
+      ASSERT_EQ(w.interleave, 16);
+      for (int64_t M : {1, 2, 3, 4, 5, 9}) check_case(Tensor::randn({M, K}, g), w, Path::Integer);
+      check_case(Tensor::randn({20, K}, g), w, Path::Dense);
+      {
+        Portable p(true);
+        check_case(Tensor::randn({5, K}, g), w, Path::Integer);
+      }
+    }
+  }
+}
+
+TEST(QMatrixInterleaved, SameIntegerSumsAsRowMajorAndThreadIndependent) {
+  if (std::string(cpu::qgemm_isa()) == "portable") GTEST_SKIP() << "no SIMD kernels compiled for this target";
+  Generator g(24);
+  const int64_t K = 768, N = 96;
+  QMatrix q = QMatrix::quantize(mul(Tensor::randn({N, K}, g), Tensor::scalar(0.05)), GgmlType::Q8_0);
+  QMatrix p = q.interleaved();
+  DenseFrom df(int64_t(1) << 40);
+  const int prev = num_threads();
+  for (int64_t M : {1, 6}) {
+    Tensor x = Tensor::randn({M, K}, g);
+    Tensor fast = qlinear(x, p), slow, one;
+    {
+      Portable pt(true);
+      slow = qlinear(x, p);
+    }
+    set_num_threads(1);
+    one = qlinear(x, p);
+    set_num_threads(prev);
+    // AVX-512 and portable run the same integer sums and the same per-row float operations.
+    auto F = fast.to_vector<float>(), S = slow.to_vector<float>(), O = one.to_vector<float>();
+    auto R = qlinear(x, q).to_vector<float>();
+    ASSERT_EQ(std::memcmp(F.data(), O.data(), F.size() * 4), 0) << "M=" << M;
+    double scale = 0;
+    for (float v : R) scale = std::max(scale, double(std::fabs(v)));
+    for (size_t i = 0; i < F.size(); ++i) {
+      ASSERT_NEAR(F[i], S[i], 1e-5 * scale) << "M=" << M << " i=" << i;
+      ASSERT_NEAR(F[i], R[i], 1e-5 * scale) << "M=" << M << " i=" << i;  // vs the row-major kernel
+    }
+  }
+}
+
+TEST(QMatrixInterleaved, ConcatKeepsOrDropsTheLayout) {
+  Generator g(25);
+  const int64_t K = 64;
+  Tensor a = Tensor::randn({16, K}, g), b = Tensor::randn({32, K}, g);
+  QMatrix qa = QMatrix::quantize(a, GgmlType::Q8_0), qb = QMatrix::quantize(b, GgmlType::Q8_0);
+  QMatrix pa = qa.interleaved(), pb = qb.interleaved();
+  QMatrix whole = QMatrix::quantize(concat({a, b}, 0), GgmlType::Q8_0);
+  QMatrix both = QMatrix::concat_rows({&pa, &pb});
+  EXPECT_EQ(both.interleave, 16);
+  QMatrix want = whole.interleaved();
+  EXPECT_EQ(std::memcmp(both.bytes.get(), want.bytes.get(), want.nbytes()), 0);
+  QMatrix mixed = QMatrix::concat_rows({&pa, &qb});
+  EXPECT_EQ(mixed.interleave, 0);
+  EXPECT_EQ(std::memcmp(mixed.bytes.get(), whole.bytes.get(), whole.nbytes()), 0);
+}
+
 TEST(QMatrix, QuantizeChecksBlockMultipleAndAcceptsViews) {
   Generator g(4);
   test::expect_error<ValueError>([&] { QMatrix::quantize(Tensor::randn({4, 100}, g), GgmlType::Q4_K); },

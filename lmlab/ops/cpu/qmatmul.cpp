@@ -63,11 +63,12 @@ void qgemm_int(const QMatrix& w, qk::QTileFn tile, int64_t block, const float* x
                float* y, int64_t ldy) {
   const int64_t N = w.rows, K = w.cols;
   const int64_t rb = int64_t(w.row_bytes());
+  const uint8_t* wb = w.bytes.get();
   QActs xa = quantize_acts(x, M, ldx, K, block);
   const qk::QRows& xr = xa.rows;
   if (M == 1) {
     parallel_for(0, N, std::max<int64_t>(1, kStreamGrainBytes / rb), [&](int64_t lo, int64_t hi) {
-      for (int64_t n = lo; n < hi; ++n) tile(w.row(n), K, xr, 0, 1, y + n, ldy);
+      for (int64_t n = lo; n < hi; ++n) tile(wb + n * rb, K, xr, 0, 1, y + n, ldy);
     });
     return;
   }
@@ -81,7 +82,7 @@ void qgemm_int(const QMatrix& w, qk::QTileFn tile, int64_t block, const float* x
       int64_t g0 = (it % ngroups) * kRowGroup, g1 = std::min(M, g0 + kRowGroup);
       for (int64_t m0 = g0; m0 < g1; m0 += qk::kMaxTileRows) {
         int nx = int(std::min<int64_t>(qk::kMaxTileRows, g1 - m0));
-        for (int64_t n = n0; n < n1; ++n) tile(w.row(n), K, xr, m0, nx, y + m0 * ldy + n, ldy);
+        for (int64_t n = n0; n < n1; ++n) tile(wb + n * rb, K, xr, m0, nx, y + m0 * ldy + n, ldy);
       }
     }
   });
@@ -89,10 +90,28 @@ void qgemm_int(const QMatrix& w, qk::QTileFn tile, int64_t block, const float* x
 
 void gemv_dense(const QMatrix& w, qk::DotFn dot, const float* x, float* y) {
   const int64_t rb = int64_t(w.row_bytes());
+  const uint8_t* wb = w.bytes.get();
   parallel_for(0, w.rows, std::max<int64_t>(1, kStreamGrainBytes / std::max<int64_t>(rb, 1)),
                [&](int64_t lo, int64_t hi) {
-                 for (int64_t n = lo; n < hi; ++n) y[n] = dot(w.row(n), x, w.cols);
+                 for (int64_t n = lo; n < hi; ++n) y[n] = dot(wb + n * rb, x, w.cols);
                });
+}
+
+// Interleaved Q8_0 (QMatrix::interleave == 16): threads over groups of 16 weight rows; each group
+// runs against up to kMaxTileRows activation rows per pass, so its weights stream once per pass.
+void qgemm_groups(const QMatrix& w, qk::QGroupFn group, const float* x, int64_t M, int64_t ldx, float* y,
+                  int64_t ldy) {
+  const int64_t K = w.cols, G = w.interleave;
+  const int64_t gb = int64_t(w.row_bytes()) * G;  // bytes per group
+  const uint8_t* wb = w.bytes.get();
+  QActs xa = quantize_acts(x, M, ldx, K, qk::kQ8Block);
+  const qk::QRows& xr = xa.rows;
+  parallel_for(0, w.rows / G, std::max<int64_t>(1, kStreamGrainBytes / gb), [&](int64_t lo, int64_t hi) {
+    for (int64_t m0 = 0; m0 < M; m0 += qk::kMaxTileRows) {
+      int nx = int(std::min<int64_t>(qk::kMaxTileRows, M - m0));
+      for (int64_t g = lo; g < hi; ++g) group(wb + g * gb, K, xr, m0, nx, y + m0 * ldy + g * G, ldy);
+    }
+  });
 }
 
 Tensor to_bf16_rows(const float* x, int64_t M, int64_t ldx, int64_t K) {
@@ -123,10 +142,10 @@ void qgemm_panels(const QMatrix& w, bool f32, const float* x, int64_t M, int64_t
       std::vector<float> tmp(f32 ? 0 : size_t(K));
       for (int64_t r = lo; r < hi; ++r) {
         if (f32) {
-          ggml_dequantize(w.type, w.row(p0 + r), panel.data<float>() + r * K, K);
+          w.dequantize_rows(p0 + r, 1, panel.data<float>() + r * K);
           continue;
         }
-        ggml_dequantize(w.type, w.row(p0 + r), tmp.data(), K);
+        w.dequantize_rows(p0 + r, 1, tmp.data());
         uint16_t* dst = static_cast<uint16_t*>(panel.raw_data()) + r * K;
         for (int64_t k = 0; k < K; ++k) dst[k] = f32_to_bf16(tmp[size_t(k)]);
       }
@@ -173,6 +192,14 @@ void qgemm(const QMatrix& w, const float* x, int64_t M, int64_t ldx, float* y, i
   }
   const qk::KernelSet& ks = kernels();
   const bool dense = M >= g_dense_min_rows.load();
+  if (w.interleave != 0) {
+    LMLAB_CHECK(w.type == GgmlType::Q8_0 && w.interleave == QMatrix::kInterleaveRows && w.rows % w.interleave == 0,
+                ValueError, "[qgemm] a ", ggml_type_name(w.type), " [", N, ", ", K, "] weight interleaved by ",
+                w.interleave, ": only Q8_0 in groups of ", QMatrix::kInterleaveRows, " rows is defined");
+    if (dense) qgemm_panels(w, false, x, M, ldx, y, ldy);
+    else qgemm_groups(w, ks.q8_0x16, x, M, ldx, y, ldy);
+    return;
+  }
   switch (w.type) {
     case GgmlType::F32:
       // M = 1 on the own dot kernel rather than BLAS sgemv, whose per-row arithmetic depends on
@@ -197,6 +224,7 @@ void qgemm(const QMatrix& w, const float* x, int64_t M, int64_t ldx, float* y, i
     qgemm_panels(w, false, x, M, ldx, y, ldy);
     return;
   }
+
   switch (w.type) {
     case GgmlType::Q4_0: qgemm_int(w, ks.q4_0, qk::kQ8Block, x, M, ldx, y, ldy); return;
     case GgmlType::Q8_0: qgemm_int(w, ks.q8_0, qk::kQ8Block, x, M, ldx, y, ldy); return;

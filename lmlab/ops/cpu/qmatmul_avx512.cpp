@@ -270,6 +270,57 @@ LMLAB_QK_TILE(run_q4_K, tile_q4_K)
 LMLAB_QK_TILE(run_q6_K, tile_q6_K)
 #undef LMLAB_QK_TILE
 
+// Interleaved Q8_0 (QMatrix::interleave == 16): per block, eight 64-byte loads hold 4 codes of each
+// of 16 rows; each meets the broadcast activation quad of the same 4 values in one vpdpbusd (codes
+// unsigned, offset by 128, the 128 * bsum correction preloaded in the accumulator), so a block
+// of 16 rows costs 8 loads and 8 vpdpbusd per activation row, and the 16 per-row scales arrive as
+// one f16 vector. Two integer chains per row (even / odd quads) halve the vpdpbusd latency chain.
+// Weights are loaded once per block and serve up to 4 activation rows. Rows are contiguous per
+// group and groups follow each other, so a thread's range is one stream; the prefetch runs
+// kPrefetchBytes ahead of the codes, as in dot_q8_0_row.
+template <int NX>
+void group_q8_0x16_t(const uint8_t* g, int64_t K, const QRows& x, int64_t m0, float* y, int64_t ldy) {
+  const int64_t nb = K / 32;
+  const uint8_t* scales = g + nb * 512;
+  const int32_t* xq[NX];
+  const float* xd[NX];
+  const int16_t* bs[NX];
+  __m512 acc[NX];
+  for (int i = 0; i < NX; ++i) {
+    xq[i] = reinterpret_cast<const int32_t*>(x.qs(m0 + i));
+    xd[i] = x.d(m0 + i);
+    bs[i] = x.bsums(m0 + i);
+    acc[i] = _mm512_setzero_ps();
+  }
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* c = g + b * 512;
+    for (int l = 0; l < 8; ++l) _mm_prefetch(reinterpret_cast<const char*>(c) + kPrefetchBytes + 64 * l, _MM_HINT_T0);
+    __m512i w[8];
+    for (int q = 0; q < 8; ++q) w[q] = _mm512_loadu_si512(c + 64 * q);
+    const __m512 ws = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(scales + 32 * b)));
+    for (int i = 0; i < NX; ++i) {
+      const int32_t* xb = xq[i] + 8 * b;
+      __m512i s0 = _mm512_set1_epi32(-128 * int32_t(bs[i][b])), s1 = _mm512_setzero_si512();
+      for (int q = 0; q < 8; q += 2) {
+        s0 = _mm512_dpbusd_epi32(s0, w[q], _mm512_set1_epi32(xb[q]));
+        s1 = _mm512_dpbusd_epi32(s1, w[q + 1], _mm512_set1_epi32(xb[q + 1]));
+      }
+      acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1)), _mm512_mul_ps(ws, _mm512_set1_ps(xd[i][b])),
+                               acc[i]);
+    }
+  }
+  for (int i = 0; i < NX; ++i) _mm512_storeu_ps(y + i * ldy, acc[i]);
+}
+
+void group_q8_0x16(const uint8_t* g, int64_t K, const QRows& x, int64_t m0, int nx, float* y, int64_t ldy) {
+  switch (nx) {
+    case 1: group_q8_0x16_t<1>(g, K, x, m0, y, ldy); break;
+    case 2: group_q8_0x16_t<2>(g, K, x, m0, y, ldy); break;
+    case 3: group_q8_0x16_t<3>(g, K, x, m0, y, ldy); break;
+    default: group_q8_0x16_t<4>(g, K, x, m0, y, ldy); break;
+  }
+}
+
 // Dense rows: widen bf16 / f16 to f32 and FMA against the f32 activations (no rounding of x).
 __m512 bf16x16(__m256i v) { return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(v), 16)); }
 
@@ -309,7 +360,8 @@ float dot_dense(const uint8_t* w, const float* x, int64_t K) {
 }  // namespace
 
 const KernelSet* avx512_kernels() {
-  static const KernelSet k{"avx512vnni", run_q4_0, run_q8_0, run_q4_K, run_q6_K, dot_f32, dot_dense<true>, dot_dense<false>};
+  static const KernelSet k{"avx512vnni", run_q4_0, run_q8_0, run_q4_K, run_q6_K, dot_f32, dot_dense<true>, dot_dense<false>,
+                           group_q8_0x16};
   return &k;
 }
 

@@ -14,7 +14,10 @@ inline constexpr int kMaxTileRows = 4;     // activation rows sharing one pass o
 
 // Activation rows quantized to 8 bits, one row per `stride` bytes (64-byte aligned), laid out as
 // arrays rather than ggml's interleaved blocks so that the int8 values are contiguous for SIMD:
-//   int8 qs[K] | float d[K / block] | int16 bsums[K / 16]   (bsums only for the Q8_K family).
+//   int8 qs[K] | float d[K / block] | int16 bsums[...]
+// bsums: for the Q8_K family (block 256) the sums of each 16 codes (K / 16 of them), for the Q8_0
+// family (block 32) the sum of each block's codes (K / 32; the interleaved Q8_0 kernels store
+// weights offset by 128 and subtract 128 * bsum).
 // Value k is qs[k] * d[k / block]; |qs| <= 127 always (the AVX-512 kernels negate them). The
 // scales stay f32 (llama.cpp stores Q8_0 activation scales as f16; f32 is exact and costs nothing
 // since the activations never leave this module).
@@ -28,7 +31,7 @@ struct QRows {
     return reinterpret_cast<const int16_t*>(base + size_t(m) * stride + size_t(K) + 4 * size_t(K / block));
   }
   static size_t row_stride(int64_t K, int64_t block) {
-    size_t b = size_t(K) + 4 * size_t(K / block) + (block == kQ8KBlock ? 2 * size_t(K / 16) : 0);
+    size_t b = size_t(K) + 4 * size_t(K / block) + 2 * size_t(block == kQ8KBlock ? K / 16 : K / block);
     return (b + 63) / 64 * 64;
   }
 };
@@ -39,6 +42,9 @@ void quantize_act_row(const float* x, int64_t K, int64_t block, uint8_t* dst);
 
 // y[i * ldy] = dot(weight row w (K values), activation row m0 + i) for i < nx <= kMaxTileRows.
 using QTileFn = void (*)(const uint8_t* w, int64_t K, const QRows& x, int64_t m0, int nx, float* y, int64_t ldy);
+// Interleaved Q8_0 (QMatrix::interleave == 16): y[i * ldy + r] = dot(row r of the 16-row group at
+// `group`, activation row m0 + i) for r < 16, i < nx <= kMaxTileRows.
+using QGroupFn = void (*)(const uint8_t* group, int64_t K, const QRows& x, int64_t m0, int nx, float* y, int64_t ldy);
 // Dot of one dense weight row (f32, bf16 or f16, K values) with an f32 vector.
 using DotFn = float (*)(const uint8_t* w, const float* x, int64_t K);
 
@@ -46,6 +52,7 @@ struct KernelSet {
   const char* name;
   QTileFn q4_0, q8_0, q4_K, q6_K;
   DotFn f32, bf16, f16;
+  QGroupFn q8_0x16;
 };
 
 const KernelSet& portable_kernels();

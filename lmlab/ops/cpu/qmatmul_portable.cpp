@@ -27,13 +27,12 @@ void quantize_act_row(const float* x, int64_t K, int64_t block, uint8_t* dst) {
       qs[b * block + j] = int8_t(std::nearbyint(v));
     }
   }
-  if (block == kQ8KBlock) {
-    int16_t* bs = reinterpret_cast<int16_t*>(dst + K + 4 * (K / block));
-    for (int64_t g = 0; g < K / 16; ++g) {
-      int s = 0;
-      for (int j = 0; j < 16; ++j) s += qs[16 * g + j];
-      bs[g] = int16_t(s);
-    }
+  const int64_t span = block == kQ8KBlock ? 16 : block;  // values per bsum (qmatmul_kernels.h)
+  int16_t* bs = reinterpret_cast<int16_t*>(dst + K + 4 * (K / block));
+  for (int64_t g = 0; g < K / span; ++g) {
+    int s = 0;
+    for (int64_t j = 0; j < span; ++j) s += qs[span * g + j];
+    bs[g] = int16_t(s);
   }
 }
 
@@ -138,6 +137,33 @@ void tile_q6_K(const uint8_t* w, int64_t K, const QRows& x, int64_t m0, int nx, 
   }
 }
 
+// Interleaved Q8_0 group (qmatmul.h): codes stored as q + 128, so per block
+// sum_k q x = sum_k (q + 128) x - 128 * bsum. Same integer sums and the same per-row order of
+// float operations as the AVX-512 kernel. Kept out of the vectorizer for the reason dot_s8 is.
+#if defined(__GNUC__) && !defined(__clang__)
+__attribute__((optimize("no-tree-vectorize")))
+#endif
+void group_q8_0x16(const uint8_t* g, int64_t K, const QRows& x, int64_t m0, int nx, float* y, int64_t ldy) {
+  const int64_t nb = K / 32;
+  const uint8_t* scales = g + nb * 512;
+  for (int i = 0; i < nx; ++i) {
+    const int8_t* xq = x.qs(m0 + i);
+    const float* xd = x.d(m0 + i);
+    const int16_t* bs = x.bsums(m0 + i);
+    float acc[16] = {};
+    for (int64_t b = 0; b < nb; ++b) {
+      const uint8_t* codes = g + b * 512;
+      for (int r = 0; r < 16; ++r) {
+        int isum = -128 * int(bs[b]);
+        for (int q = 0; q < 8; ++q)
+          for (int t = 0; t < 4; ++t) isum += int(codes[64 * q + 4 * r + t]) * int(xq[32 * b + 4 * q + t]);
+        acc[r] += float(isum) * (f16_at(scales + 32 * b + 2 * r) * xd[b]);
+      }
+    }
+    for (int r = 0; r < 16; ++r) y[i * ldy + r] = acc[r];
+  }
+}
+
 float dot_f32(const uint8_t* w, const float* x, int64_t K) {
   const float* wf = reinterpret_cast<const float*>(w);
   float acc = 0.f;
@@ -165,7 +191,7 @@ float dot_f16(const uint8_t* w, const float* x, int64_t K) {
 
 const KernelSet& portable_kernels() {
   static const KernelSet k{"portable", tile_q4_0_q8_0<true>, tile_q4_0_q8_0<false>, tile_q4_K, tile_q6_K,
-                           dot_f32, dot_bf16, dot_f16};
+                           dot_f32, dot_bf16, dot_f16, group_q8_0x16};
   return k;
 }
 
