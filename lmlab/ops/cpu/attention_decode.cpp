@@ -45,8 +45,11 @@ Tensor attention_decode_forward(const Tensor& q, const Tensor& k, const Tensor& 
   const int64_t vsb = v.stride(0), vsh = v.stride(1);
   const int64_t D = p.D, Dv = p.Dv, S = p.S, T = p.T;
   const float scale = float(p.scale);
-  // Enough work to wake the second thread only for long caches.
-  int64_t grain = S * (D + Dv) * T >= 16384 ? 1 : p.B * p.Hq;
+  // Split over (batch, head) once the whole call has ~32K multiply-adds (a 12-head layer from ~21
+  // cached positions on): the other threads are already spinning between ops when decoding, so
+  // handing them half the heads costs ~1 us, while leaving them idle costs the whole attention
+  // time of the layer (measured on the 100M bench model, tg128: see docs/BENCHMARKS.md).
+  int64_t grain = p.B * p.Hq * S * (D + Dv) * T >= 32768 ? 1 : p.B * p.Hq;
   parallel_for(0, p.B * p.Hq, grain, [&](int64_t lo, int64_t hi) {
     std::vector<float> sc(static_cast<size_t>(S));
     for (int64_t bh = lo; bh < hi; ++bh) {
