@@ -124,6 +124,14 @@ void TransformerConfig::validate() const {
               " must be even for rotary embeddings");
   LMLAB_CHECK(rms_norm_eps > 0, ConfigError, "[config] rms_norm_eps must be positive, got ", rms_norm_eps);
   LMLAB_CHECK(rope_theta > 0, ConfigError, "[config] rope_theta must be positive, got ", rope_theta);
+  if (!rope_scaling.freq_factors.empty()) {
+    const int64_t rot = qk_rope_head_dim > 0 ? qk_rope_head_dim : resolved_head_dim();
+    LMLAB_CHECK(int64_t(rope_scaling.freq_factors.size()) == rot / 2, ConfigError, "[config] rope_freq_factors has ",
+                rope_scaling.freq_factors.size(), " entries, expected rotary dim / 2 = ", rot / 2);
+    for (double v : rope_scaling.freq_factors)
+      LMLAB_CHECK(std::isfinite(v) && v > 0, ConfigError, "[config] rope_freq_factors must be finite and positive, got ",
+                  v);
+  }
   LMLAB_CHECK(sliding_window >= 0, ConfigError, "[config] sliding_window must be >= 0, got ", sliding_window);
   LMLAB_CHECK(initializer_range > 0, ConfigError, "[config] initializer_range must be positive, got ",
               initializer_range);
@@ -237,6 +245,9 @@ std::string TransformerConfig::to_json() const {
     }
     j["rope_scaling"] = r;
   }
+  // lmlab's own key (Hugging Face has no form for explicit factors; transformers ignores it, so
+  // gguf_to_hf_folder refuses such a model rather than write a config that runs differently there).
+  if (!rope_scaling.freq_factors.empty()) j["rope_freq_factors"] = rope_scaling.freq_factors;
   j["tie_word_embeddings"] = tie_word_embeddings;
   // Qwen2's bias is implied by the architecture; its config.json has no attention_bias field.
   if (architecture != kQwen2) j["attention_bias"] = attention_bias;
@@ -532,6 +543,14 @@ TransformerConfig TransformerConfig::from_json(const std::string& text, const st
         double f = std::log(c.rope_scaling.factor);
         c.rope_scaling.attention_factor = (0.1 * mscale * f + 1.0) / (0.1 * mscale_all * f + 1.0);
       }
+    }
+  }
+  if (j.contains("rope_freq_factors")) {
+    const auto& ff = j["rope_freq_factors"];
+    LMLAB_CHECK(ff.is_array(), ConfigError, "[config] '", source, "' field 'rope_freq_factors' must be an array");
+    for (const auto& v : ff) {
+      LMLAB_CHECK(v.is_number(), ConfigError, "[config] '", source, "' field 'rope_freq_factors' must hold numbers");
+      c.rope_scaling.freq_factors.push_back(v.get<double>());
     }
   }
   c.validate();

@@ -3,11 +3,14 @@
 // gguf-py constants.py (tensor names, {arch}.* metadata keys).
 #include "lmlab/models/gguf_model.h"
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <optional>
 
 #include "lmlab/core/file.h"
 #include "lmlab/io/safetensors.h"
@@ -169,6 +172,103 @@ QMatrix gguf_permute_qk(const QMatrix& w, int64_t n_head, bool inverse) {
   return QMatrix::wrap(w.type, w.rows, w.cols, std::shared_ptr<const uint8_t>(buf, buf.get()), w.nbytes());
 }
 
+namespace {
+
+// lmlab's own keys next to rope_freqs.weight: the HF llama3 parameters the factors came from, so a
+// GGUF written here converts back to the same config.json (llama.cpp reads only the tensor).
+constexpr const char* kLlama3Keys[] = {"lmlab.rope.llama3.factor", "lmlab.rope.llama3.low_freq_factor",
+                                       "lmlab.rope.llama3.high_freq_factor",
+                                       "lmlab.rope.llama3.original_context_length"};
+
+RopeConfig rope_of(const TransformerConfig& cfg) {
+  RopeConfig r;
+  r.head_dim = cfg.resolved_head_dim();
+  r.theta = cfg.rope_theta;
+  r.scaling = cfg.rope_scaling;
+  return r;
+}
+
+bool factors_match(const std::vector<double>& want, const std::vector<double>& got) {
+  if (want.size() != got.size()) return false;
+  for (size_t i = 0; i < want.size(); ++i)
+    if (!(std::fabs(want[i] - got[i]) <= 1e-5 * std::fabs(want[i]))) return false;  // stored as f32
+  return true;
+}
+
+// HF llama3 parameters that reproduce `ff` (llama.cpp's factors: 1 for short wavelengths, `factor`
+// for long ones, 1 / ((1 - s) / factor + s) between, s linear in 1 / wavelength). Only the ratios of
+// the original context to low/high_freq_factor are determined; the context is taken as 8192 (the
+// Llama 3.1-3.3 value, which then gives their low 1 / high 4 exactly).
+std::optional<RopeScaling> llama3_of_factors(const std::vector<double>& ff, const TransformerConfig& cfg) {
+  RopeScaling s;
+  s.type = RopeScaling::Type::Llama3;
+  s.original_max_position = 8192;
+  s.factor = *std::max_element(ff.begin(), ff.end());
+  if (!(s.factor > 1)) return std::nullopt;
+  const double L = double(s.original_max_position), rot = double(2 * ff.size());
+  // (L / wavelength, s) of the pairs strictly between the two plateaus
+  std::vector<std::pair<double, double>> mid;
+  for (size_t i = 0; i < ff.size(); ++i) {
+    if (ff[i] <= 1 + 1e-6 || ff[i] >= s.factor * (1 - 1e-6)) continue;
+    double inv_freq = std::pow(cfg.rope_theta, -double(2 * i) / rot);
+    mid.emplace_back(L * inv_freq / (2 * 3.14159265358979323846), (1 / ff[i] - 1 / s.factor) / (1 - 1 / s.factor));
+  }
+  if (mid.size() >= 2) {
+    const auto& a = mid.front();
+    const auto& b = mid.back();
+    const double slope = (a.second - b.second) / (a.first - b.first);  // 1 / (high - low)
+    if (!(slope > 0)) return std::nullopt;
+    s.low_freq_factor = a.first - a.second / slope;
+    s.high_freq_factor = s.low_freq_factor + 1 / slope;
+  }  // else keep HF's defaults low 1 / high 4 and let the check below decide
+  TransformerConfig c = cfg;
+  c.rope_scaling = s;
+  try {
+    if (!factors_match(ff, rope_freq_factors(rope_of(c)))) return std::nullopt;
+  } catch (const Error&) {
+    return std::nullopt;
+  }
+  return s;
+}
+
+// rope_freqs.weight (llama.cpp's per-pair divisors of the inverse frequencies, written for HF
+// llama3 scaling) -> cfg.rope_scaling: llama3 parameters when they reproduce the factors, the
+// factors themselves otherwise.
+void read_rope_freqs(const GgufFile& f, const std::string& arch, TransformerConfig& cfg) {
+  const auto& info = f.info("rope_freqs.weight");
+  const int64_t half = cfg.resolved_head_dim() / 2;
+  LMLAB_CHECK(info.shape == (Shape{half}), FormatError, "[gguf] '", f.path(), "': tensor 'rope_freqs.weight' has shape ",
+              shape_str(info.shape), ", expected [", half, "] (head_dim / 2)");
+  LMLAB_CHECK(cfg.rope_scaling.type == RopeScaling::Type::None, FormatError, "[gguf] '", f.path(),
+              "': rope_freqs.weight together with ", arch, ".rope.scaling.type is not supported");
+  std::vector<float> stored = f.get_tensor("rope_freqs.weight", DType::F32).to_vector<float>();
+  std::vector<double> ff(stored.begin(), stored.end());
+  for (double v : ff)
+    LMLAB_CHECK(std::isfinite(v) && v > 0, FormatError, "[gguf] '", f.path(),
+                "': tensor 'rope_freqs.weight' holds ", v, "; rope factors must be finite and positive");
+  if (f.has(kLlama3Keys[0])) {
+    RopeScaling s;
+    s.type = RopeScaling::Type::Llama3;
+    s.factor = tidy_f32(f.get_float(kLlama3Keys[0]));
+    s.low_freq_factor = tidy_f32(f.get_float(kLlama3Keys[1]));
+    s.high_freq_factor = tidy_f32(f.get_float(kLlama3Keys[2]));
+    s.original_max_position = f.get_int(kLlama3Keys[3]);
+    TransformerConfig c = cfg;
+    c.rope_scaling = s;
+    LMLAB_CHECK(factors_match(ff, rope_freq_factors(rope_of(c))), FormatError, "[gguf] '", f.path(),
+                "': rope_freqs.weight does not match the llama3 parameters in ", kLlama3Keys[0], " ...");
+    cfg.rope_scaling = s;
+    return;
+  }
+  if (auto s = llama3_of_factors(ff, cfg)) {
+    cfg.rope_scaling = *s;
+    return;
+  }
+  cfg.rope_scaling.freq_factors = ff;
+}
+
+}  // namespace
+
 TransformerConfig gguf_model_config(const GgufFile& f) {
   const std::string& arch = f.get_string("general.architecture");
   TransformerConfig cfg;
@@ -208,9 +308,7 @@ TransformerConfig gguf_model_config(const GgufFile& f) {
                   "' (supported: none, linear, yarn)");
     }
   }
-  LMLAB_CHECK(!f.contains("rope_freqs.weight"), FormatError, "[gguf] '", f.path(),
-              "': tensor 'rope_freqs.weight' (llama3-style per-frequency rope factors) is not supported; "
-              "load the HF folder instead (its rope_scaling of type llama3 is)");
+  if (f.contains("rope_freqs.weight")) read_rope_freqs(f, arch, cfg);
   if (arch == "qwen3moe") {
     cfg.num_experts = f.get_int(key("expert_count"));
     cfg.num_experts_per_tok = f.get_int(key("expert_used_count"));
@@ -258,9 +356,22 @@ void write_gguf_model_config(GgufWriter& w, const TransformerConfig& cfg, const 
   }
   using T = RopeScaling::Type;
   const RopeScaling& rs = cfg.rope_scaling;
-  LMLAB_CHECK(rs.type != T::Llama3, FormatError,
-              "[gguf] rope_scaling of type llama3 is not written to GGUF yet (llama.cpp stores it as a "
-              "rope_freqs.weight tensor)");
+  if (rs.type == T::Llama3 || !rs.freq_factors.empty()) {
+    // llama.cpp's form: per-pair divisors of the inverse frequencies as the tensor rope_freqs.weight
+    // (read for its llama architecture only).
+    LMLAB_CHECK(arch == "llama" && (rs.type == T::Llama3 || rs.type == T::None), FormatError,
+                "[gguf] per-frequency rope factors (rope_scaling llama3 or explicit factors) have no GGUF form for ",
+                "architecture '", arch, "'", rs.type == T::None ? "" : " together with linear / yarn scaling");
+    std::vector<double> ff = rope_freq_factors(rope_of(cfg));
+    std::vector<float> f32(ff.begin(), ff.end());
+    w.add_tensor("rope_freqs.weight", Tensor::from_vector(f32, {int64_t(f32.size())}), GgmlType::F32);
+    if (rs.type == T::Llama3) {
+      w.set(kLlama3Keys[0], float(rs.factor));
+      w.set(kLlama3Keys[1], float(rs.low_freq_factor));
+      w.set(kLlama3Keys[2], float(rs.high_freq_factor));
+      w.set(kLlama3Keys[3], uint32_t(rs.original_max_position));
+    }
+  }
   if (rs.type == T::Linear || rs.type == T::Yarn) {
     w.set(key("rope.scaling.type"), rs.type == T::Linear ? "linear" : "yarn");
     w.set(key("rope.scaling.factor"), float(rs.factor));
@@ -442,6 +553,9 @@ void hf_folder_to_gguf(const std::string& folder, const std::string& out_gguf, s
 void gguf_to_hf_folder(const std::string& gguf, const std::string& out_folder) {
   GgufFile f = GgufFile::open(gguf);
   TransformerConfig cfg = gguf_model_config(f);
+  LMLAB_CHECK(cfg.rope_scaling.freq_factors.empty(), FormatError, "[gguf] '", gguf,
+              "': its rope_freqs.weight matches no Hugging Face rope_scaling type (llama3 parameters were tried), ",
+              "so it has no config.json form; load the .gguf directly");
   DType want = f.contains("token_embd.weight") ? dtype_of_ggml(f.info("token_embd.weight").type) : DType::F32;
   std::vector<std::pair<std::string, Tensor>> tensors;
   for (const GgufTensorSlot& s : gguf_tensor_slots(cfg)) tensors.emplace_back(s.hf, read_slot(f, s, want));

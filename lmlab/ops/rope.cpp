@@ -31,6 +31,13 @@ int64_t check_rope_config(const RopeConfig& cfg) {
   LMLAB_CHECK(std::isfinite(cfg.theta) && cfg.theta > 0, ConfigError, "[rope] theta must be positive, got ",
               cfg.theta);
   const RopeScaling& s = cfg.scaling;
+  if (!s.freq_factors.empty()) {
+    LMLAB_CHECK(int64_t(s.freq_factors.size()) == rot / 2, ConfigError, "[rope] freq_factors has ",
+                s.freq_factors.size(), " entries, expected rotary_dim / 2 = ", rot / 2);
+    for (size_t i = 0; i < s.freq_factors.size(); ++i)
+      LMLAB_CHECK(std::isfinite(s.freq_factors[i]) && s.freq_factors[i] > 0, ConfigError, "[rope] freq_factors[", i,
+                  "] must be finite and positive, got ", s.freq_factors[i]);
+  }
   if (s.type == RopeScaling::Type::None) return rot;
   LMLAB_CHECK(std::isfinite(s.factor) && s.factor > 0, ConfigError, "[rope] scaling factor must be positive, got ",
               s.factor);
@@ -110,6 +117,7 @@ std::vector<double> inv_freq_of(const RopeConfig& cfg, int64_t rot) {
       break;
     }
   }
+  for (size_t i = 0; i < s.freq_factors.size(); ++i) f[i] /= s.freq_factors[i];
   return f;
 }
 
@@ -204,6 +212,15 @@ Tensor rope_with_plan(const Tensor& x, std::shared_ptr<const RopePlan> plan) {
 Tensor rope_inv_freq(const RopeConfig& cfg) {
   int64_t rot = check_rope_config(cfg);
   return Tensor::from_vector<double>(inv_freq_of(cfg, rot));
+}
+
+std::vector<double> rope_freq_factors(const RopeConfig& cfg) {
+  const int64_t rot = check_rope_config(cfg);
+  RopeConfig plain = cfg;
+  plain.scaling = RopeScaling{};
+  std::vector<double> base = inv_freq_of(plain, rot), scaled = inv_freq_of(cfg, rot);
+  for (size_t i = 0; i < base.size(); ++i) base[i] /= scaled[i];
+  return base;
 }
 
 double rope_attention_factor(const RopeConfig& cfg) {

@@ -9,6 +9,8 @@
 // original_max_position_embeddings when a config has the latter; loaders resolve that); DeepSeek's
 // mscale / mscale_all_dim arrive folded into attention_factor (models/config.cpp).
 #pragma once
+#include <vector>
+
 #include "lmlab/core/tensor.h"
 
 namespace lmlab {
@@ -23,6 +25,10 @@ struct RopeScaling {
   double beta_fast = 32.0, beta_slow = 1.0;
   double attention_factor = 0.0;  // 0 = default 0.1 * ln(factor) + 1 (1 when factor <= 1)
   bool truncate = true;           // HF yarn "truncate": floor/ceil the ramp's ends to whole pair indices
+  // Explicit per-pair divisors [rotary_dim / 2] of the inverse frequencies, applied after `type`'s
+  // scaling (llama.cpp's rope_freqs tensor, used where a GGUF's factors match no HF type). Empty:
+  // none. Every entry finite and positive.
+  std::vector<double> freq_factors;
 };
 
 struct RopeConfig {
@@ -35,6 +41,9 @@ struct RopeConfig {
 
 // Inverse frequencies [rotary_dim / 2] (f64) after scaling, and the cos/sin multiplier (yarn).
 Tensor rope_inv_freq(const RopeConfig& cfg);
+// The scaling as per-pair divisors of the unscaled inverse frequencies [rotary_dim / 2]:
+// theta^(-2i/rot) / inv_freq_i (llama.cpp's rope_freqs form of llama3 scaling).
+std::vector<double> rope_freq_factors(const RopeConfig& cfg);
 double rope_attention_factor(const RopeConfig& cfg);
 
 // Positions pos_offset .. pos_offset + T - 1 for every batch row.

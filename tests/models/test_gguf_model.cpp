@@ -415,3 +415,101 @@ TEST(GgufModel, ErrorsNameTheProblem) {
   expect_error<FormatError>([&] { hf_folder_to_gguf(tmp / "hf", tmp / "y.gguf"); },
                             "missing tensor 'model.norm.weight'");
 }
+
+// Llama 3.x rope scaling in GGUF: llama.cpp's form is the tensor rope_freqs.weight (per-pair divisors
+// of the inverse frequencies). Written from an HF llama3 config (plus lmlab's keys with the
+// parameters), read back to the same config, and read from a file without those keys (as llama.cpp's
+// converter writes it) by fitting the llama3 parameters; factors no llama3 setting gives run as
+// explicit factors.
+TEST(GgufModel, Llama3RopeScalingAsRopeFreqs) {
+  TempDir tmp("gguf_llama3");
+  Tokenizer tok = make_tokenizer();
+  TransformerConfig cfg = make_config(tok.vocab_size(), false);
+  cfg.head_dim = 64;  // 32 pairs: four lie between the llama3 plateaus at theta 1e4, L 8192
+  cfg.rope_scaling.type = RopeScaling::Type::Llama3;
+  cfg.rope_scaling.factor = 8;
+  cfg.rope_scaling.low_freq_factor = 1;
+  cfg.rope_scaling.high_freq_factor = 4;
+  cfg.rope_scaling.original_max_position = 8192;
+  write_folder(tmp / "hf", cfg, tok, DType::F32);
+  hf_folder_to_gguf(tmp / "hf", tmp / "m.gguf");
+  RopeConfig rc;
+  rc.head_dim = 64;
+  rc.theta = cfg.rope_theta;
+  rc.scaling = cfg.rope_scaling;
+  const std::vector<double> want = rope_freq_factors(rc);
+  {
+    GgufFile f = GgufFile::open(tmp / "m.gguf");
+    ASSERT_TRUE(f.contains("rope_freqs.weight"));
+    EXPECT_EQ(f.info("rope_freqs.weight").type, GgmlType::F32);
+    auto got = f.get_tensor("rope_freqs.weight").to_vector<float>();
+    ASSERT_EQ(got.size(), 32u);
+    for (size_t i = 0; i < 32; ++i) EXPECT_EQ(got[i], float(want[i]));
+    EXPECT_EQ(got.front(), 1.0f);
+    EXPECT_EQ(got.back(), 8.0f);
+    TransformerConfig back = gguf_model_config(f);
+    EXPECT_EQ(back.rope_scaling.type, RopeScaling::Type::Llama3);
+    EXPECT_EQ(back.rope_scaling.original_max_position, 8192);
+    EXPECT_EQ(back.rope_scaling.factor, 8.0);
+    EXPECT_EQ(back.rope_scaling.high_freq_factor, 4.0);
+  }
+  LoadedModel a = load_model(tmp / "hf"), b = load_model(tmp / "m.gguf");
+  const auto la = logits_of(*a.model);
+  EXPECT_LE(max_abs_diff(la, logits_of(*b.model)), 1e-6);
+  gguf_to_hf_folder(tmp / "m.gguf", tmp / "back");
+  EXPECT_EQ(TransformerConfig::from_file(tmp / "back/config.json").to_json(), cfg.to_json());
+
+  // Without lmlab's keys (llama.cpp's converter): the parameters are fitted from the factors.
+  {
+    GgufFile f = GgufFile::open(tmp / "m.gguf");
+    GgufWriter w;
+    for (const auto& [k, v] : f.metadata())
+      if (!k.starts_with("lmlab.")) w.set(k, v);
+    for (const auto& i : f.tensors()) w.add_tensor(i.name, f.get_tensor(i.name));
+    w.write(tmp / "plain.gguf");
+  }
+  TransformerConfig fit = gguf_model_config(GgufFile::open(tmp / "plain.gguf"));
+  EXPECT_EQ(fit.rope_scaling.type, RopeScaling::Type::Llama3);
+  EXPECT_NEAR(fit.rope_scaling.factor, 8.0, 1e-6);
+  EXPECT_NEAR(fit.rope_scaling.low_freq_factor, 1.0, 1e-4);
+  EXPECT_NEAR(fit.rope_scaling.high_freq_factor, 4.0, 1e-4);
+  EXPECT_TRUE(fit.rope_scaling.freq_factors.empty());
+  EXPECT_LE(max_abs_diff(la, logits_of(*load_model(tmp / "plain.gguf").model)), 1e-5);
+
+  // Factors of no llama3 setting: kept as explicit factors (lmlab's config key), the model runs with
+  // them, and there is no HF config.json form.
+  std::vector<float> odd = {1, 3, 2, 5};
+  odd.resize(32, 7.0f);
+  auto with_factors = [&](const std::vector<float>& ff, const std::string& out) {
+    GgufFile f = GgufFile::open(tmp / "plain.gguf");
+    GgufWriter w;
+    for (const auto& [k, v] : f.metadata()) w.set(k, v);
+    for (const auto& i : f.tensors())
+      w.add_tensor(i.name, i.name == "rope_freqs.weight" ? Tensor::from_vector(ff, {int64_t(ff.size())})
+                                                         : f.get_tensor(i.name));
+    w.write(out);
+  };
+  with_factors(odd, tmp / "odd.gguf");
+  TransformerConfig oc = gguf_model_config(GgufFile::open(tmp / "odd.gguf"));
+  EXPECT_EQ(oc.rope_scaling.type, RopeScaling::Type::None);
+  EXPECT_EQ(oc.rope_scaling.freq_factors, std::vector<double>(odd.begin(), odd.end()));
+  EXPECT_EQ(TransformerConfig::from_json(oc.to_json()).rope_scaling.freq_factors, oc.rope_scaling.freq_factors);
+  auto lo = logits_of(*load_model(tmp / "odd.gguf").model);
+  EXPECT_GT(max_abs_diff(la, lo), 1e-4) << "different rope factors must change the logits";
+  expect_error<FormatError>([&] { gguf_to_hf_folder(tmp / "odd.gguf", tmp / "odd"); },
+                            "matches no Hugging Face rope_scaling type");
+  // Bad factors and shapes name the tensor.
+  with_factors({1, 2, 3}, tmp / "short.gguf");
+  expect_error<FormatError>([&] { load_model(tmp / "short.gguf"); },
+                            "tensor 'rope_freqs.weight' has shape [3], expected [32] (head_dim / 2)");
+  std::vector<float> neg(32, 1.0f);
+  neg[5] = -1;
+  with_factors(neg, tmp / "neg.gguf");
+  expect_error<FormatError>([&] { load_model(tmp / "neg.gguf"); }, "rope factors must be finite and positive");
+  // llama.cpp reads rope_freqs for its llama architecture only.
+  TransformerConfig qwen = make_config(tok.vocab_size(), false, "Qwen2ForCausalLM");
+  qwen.rope_scaling = cfg.rope_scaling;
+  write_folder(tmp / "qwen", qwen, tok, DType::F32);
+  expect_error<FormatError>([&] { hf_folder_to_gguf(tmp / "qwen", tmp / "q.gguf"); },
+                            "have no GGUF form for architecture 'qwen2'");
+}

@@ -85,6 +85,40 @@ TEST(NormRopeErrors, RopeConfig) {
   expect_error<ConfigError>([&] { rope_inv_freq(yarn); }, "[rope] yarn beta_fast and beta_slow must be positive");
 }
 
+TEST(NormRopeErrors, RopeFreqFactors) {
+  // Explicit factors divide the unscaled inverse frequencies pair by pair (llama.cpp's rope_freqs).
+  RopeConfig plain = cfg_of(8);
+  RopeConfig ff = plain;
+  ff.scaling.freq_factors = {1.0, 2.0, 3.0, 8.0};
+  auto base = rope_inv_freq(plain).to_vector<double>(), got = rope_inv_freq(ff).to_vector<double>();
+  for (size_t i = 0; i < 4; ++i) EXPECT_DOUBLE_EQ(got[i], base[i] / ff.scaling.freq_factors[i]);
+  EXPECT_EQ(rope_freq_factors(ff), ff.scaling.freq_factors);
+  // llama3 scaling as factors: 1 for short wavelengths, `factor` for long ones, a blend between.
+  RopeConfig l3 = cfg_of(16);
+  l3.scaling.type = RopeScaling::Type::Llama3;
+  l3.scaling.factor = 8;
+  l3.scaling.original_max_position = 64;
+  auto f3 = rope_freq_factors(l3);
+  auto b3 = rope_inv_freq(cfg_of(16)).to_vector<double>(), s3 = rope_inv_freq(l3).to_vector<double>();
+  ASSERT_EQ(f3.size(), 8u);
+  EXPECT_DOUBLE_EQ(f3.front(), 1.0);
+  EXPECT_DOUBLE_EQ(f3.back(), 8.0);
+  for (size_t i = 0; i < 8; ++i) EXPECT_NEAR(f3[i], b3[i] / s3[i], 1e-12);
+  // The same rotation either way.
+  RopeConfig as_factors = cfg_of(16);
+  as_factors.scaling.freq_factors = f3;
+  Generator g(3);
+  Tensor x = Tensor::randn({1, 4, 2, 16}, g);
+  auto a = rope(x, l3, 100).to_vector<float>(), c = rope(x, as_factors, 100).to_vector<float>();
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], c[i], 1e-6);
+  RopeConfig short_ff = cfg_of(8);
+  short_ff.scaling.freq_factors = {1.0, 2.0};
+  expect_error<ConfigError>([&] { rope_inv_freq(short_ff); }, "[rope] freq_factors has 2 entries, expected rotary_dim / 2 = 4");
+  RopeConfig neg = cfg_of(8);
+  neg.scaling.freq_factors = {1.0, -2.0, 1.0, 1.0};
+  expect_error<ConfigError>([&] { rope_inv_freq(neg); }, "[rope] freq_factors[1] must be finite and positive, got -2");
+}
+
 TEST(NormRopeErrors, RopeInputs) {
   Tensor x = Tensor::zeros({2, 5, 3, 8});
   expect_error<ShapeError>([&] { rope(Tensor::zeros({5, 3, 8}), cfg_of(8)); },
