@@ -451,8 +451,9 @@ GgufModel load_gguf_model(const std::string& path, const GgufLoadOptions& opt) {
   GgufFile f = GgufFile::open(path);
   TransformerConfig cfg = gguf_model_config(f);
   GgufModel out;
-  // A tied head whose embedding is stored quantized runs as its own quantized Linear (the lookup
-  // uses a dequantized f32 copy), as llama.cpp does: the head is the largest product per token.
+  // A tied head whose embedding is stored quantized runs as its own quantized Linear over the same
+  // bytes (laid out for decoding, see fuse_quantized_weights), as llama.cpp does: the head is the
+  // largest product per token. A quantized embedding is looked up in its stored type (qembedding).
   const bool quantized_tied_head = opt.keep_quantized && cfg.tie_word_embeddings && f.contains("token_embd.weight") &&
                                    f.info("token_embd.weight").type != GgmlType::F32;
   {
@@ -475,6 +476,13 @@ GgufModel load_gguf_model(const std::string& path, const GgufLoadOptions& opt) {
   for (const GgufTensorSlot& s : gguf_tensor_slots(cfg)) {
     LMLAB_CHECK(f.contains(s.gguf), FormatError, "[gguf] '", path, "': missing tensor '", s.gguf, "' (", s.hf, ")");
     const GgmlType type = f.info(s.gguf).type;
+    if (opt.keep_quantized && type != GgmlType::F32 && s.hf == "model.embed_tokens.weight") {
+      const auto& info = f.info(s.gguf);
+      LMLAB_CHECK(info.shape == s.shape, FormatError, "[gguf] '", path, "': tensor '", s.gguf, "' has shape ",
+                  shape_str(info.shape), ", expected ", shape_str(s.shape), " for the config");
+      out.model->model->embed_tokens->set_quantized(read_slot_q(f, s));  // zero-copy from the mapping
+      continue;
+    }
     if (opt.keep_quantized && type != GgmlType::F32 && is_matrix_weight(s.hf)) {
       auto lin = std::dynamic_pointer_cast<Linear>(out.model->find_module(s.hf.substr(0, s.hf.size() - 7)));
       if (lin) {

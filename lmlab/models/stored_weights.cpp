@@ -33,6 +33,12 @@ int64_t attach_half_precision_weights(Module& model, std::map<std::string, Tenso
         ++n;
         continue;
       }
+      if (auto emb = std::dynamic_pointer_cast<Embedding>(model.find_module(name.substr(0, name.size() - 7)))) {
+        emb->set_quantized(qmatrix_view(t));  // shape checked there
+        it = sd.erase(it);
+        ++n;
+        continue;
+      }
     }
     ++it;
   }

@@ -14,9 +14,10 @@ namespace lmlab {
 // A 2-D contiguous F32/F16/BF16 tensor as a QMatrix sharing its memory (the tensor is kept alive).
 QMatrix qmatrix_view(const Tensor& t);
 
-// For every entry of `sd` that is a Linear layer's weight in `model` ("<path>.weight" where <path> is
-// a Linear) stored as BF16 or F16: the layer takes it as its QMatrix and the entry is removed from
-// `sd` (the rest is then loaded with load_state_dict). Returns the number of layers converted.
+// For every entry of `sd` that is a Linear or Embedding layer's weight in `model` ("<path>.weight"
+// where <path> is such a layer) stored as BF16 or F16: the layer takes it as its QMatrix and the
+// entry is removed from `sd` (the rest is then loaded with load_state_dict). A tied head then runs
+// from the embedding's QMatrix. Returns the number of layers converted.
 int64_t attach_half_precision_weights(Module& model, std::map<std::string, Tensor>& sd);
 
 // After weights were attached in stored form: fuse q/k/v and gate/up rows of each layer (experts

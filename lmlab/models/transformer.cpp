@@ -128,7 +128,9 @@ Tensor Transformer::forward_hidden(const Tensor& ids, CacheSet* cache, const Ten
 }
 
 Tensor Transformer::logits(const Tensor& hidden) const {
-  return lm_head ? lm_head->forward(hidden) : linear(hidden, model->embed_tokens->weight);
+  if (lm_head) return lm_head->forward(hidden);
+  const Embedding& e = *model->embed_tokens;  // tied
+  return e.quantized() ? qlinear(hidden, *e.qweight) : linear(hidden, e.weight);
 }
 
 Tensor Transformer::forward(const Tensor& ids, CacheSet* cache, const Tensor& positions, const Tensor& mask) const {

@@ -47,12 +47,26 @@ void Linear::set_quantized(QMatrix q) {
   }
 }
 
-Embedding::Embedding(int64_t num, int64_t dim, Generator& gen, double std, DType dtype) {
+Embedding::Embedding(int64_t num, int64_t dim, Generator& gen, double std, DType dtype)
+    : num_embeddings(num), embedding_dim(dim) {
   LMLAB_CHECK(num > 0 && dim > 0, ConfigError, "[Embedding] sizes must be positive, got ", num, " x ", dim);
   weight = register_parameter("weight", init_normal({num, dim}, gen, std, dtype));
 }
 
-Tensor Embedding::forward(const Tensor& ids) const { return embedding(weight, ids); }
+Tensor Embedding::forward(const Tensor& ids) const {
+  if (qweight) return qembedding(*qweight, ids);
+  return embedding(weight, ids);
+}
+
+void Embedding::set_quantized(QMatrix q) {
+  LMLAB_CHECK(q.rows == num_embeddings && q.cols == embedding_dim, ShapeError, "[Embedding] quantized table is [",
+              q.rows, ", ", q.cols, "], the layer is [", num_embeddings, ", ", embedding_dim, "]");
+  qweight = std::make_shared<const QMatrix>(std::move(q));
+  if (weight.defined()) {
+    replace_parameter("weight", Tensor());
+    weight = Tensor();
+  }
+}
 
 RMSNorm::RMSNorm(int64_t dim, double e, DType dtype) : eps(e) {
   weight = register_parameter("weight", SkipInit::active() ? Tensor::empty({dim}, dtype) : Tensor::ones({dim}, dtype));

@@ -34,7 +34,14 @@ class Embedding : public Module {
  public:
   Embedding(int64_t num, int64_t dim, Generator& gen, double std = 0.02, DType dtype = DType::F32);
   Tensor forward(const Tensor& ids) const;  // ids [...] -> [..., C]
+  // Inference from a table kept in its stored type (a quantized GGUF embedding, used straight from
+  // the file mapping): the `weight` parameter is dropped and forward looks rows up with qembedding
+  // (f32 out). `q` must be [num, dim] (ShapeError otherwise).
+  void set_quantized(QMatrix q);
+  bool quantized() const { return qweight != nullptr; }
   Tensor weight;
+  std::shared_ptr<const QMatrix> qweight;
+  int64_t num_embeddings, embedding_dim;
 };
 
 class RMSNorm : public Module {

@@ -251,6 +251,29 @@ Tensor qlinear_reference(const Tensor& x, const QMatrix& w, const Tensor& bias) 
   return y.reshape(out_shape(x, N));
 }
 
+Tensor qembedding(const QMatrix& table, const Tensor& ids) {
+  check_defined(ids, "qembedding", "ids");
+  detail::check_index_dtype(ids, "qembedding", "ids");
+  LMLAB_CHECK(table.bytes || table.nbytes() == 0, ValueError, "[qembedding] the ", ggml_type_name(table.type),
+              " table [", table.rows, ", ", table.cols, "] has no data");
+  Tensor ic = contig(ids);
+  const int64_t n = ic.numel(), V = table.rows, C = table.cols;
+  std::vector<int64_t> rows(static_cast<size_t>(n));
+  for (int64_t k = 0; k < n; ++k) {
+    rows[size_t(k)] = detail::index_at(ic, k);
+    LMLAB_CHECK(rows[size_t(k)] >= 0 && rows[size_t(k)] < V, IndexError, "[qembedding] id ", rows[size_t(k)],
+                " out of range [0, ", V, ") at position ", k);
+  }
+  Shape out_shape = ids.shape();
+  out_shape.push_back(C);
+  Tensor out = Tensor::empty(out_shape);
+  float* o = out.data<float>();
+  parallel_for(0, n, std::max<int64_t>(1, 16384 / std::max<int64_t>(C, 1)), [&](int64_t lo, int64_t hi) {
+    for (int64_t k = lo; k < hi; ++k) table.dequantize_rows(rows[size_t(k)], 1, o + k * C);
+  });
+  return out;
+}
+
 Tensor qlinear(const Tensor& x, const QMatrix& w, const Tensor& bias) {
   if (reference_mode()) return qlinear_reference(x, w, bias);
   Tensor x2 = check_qlinear(x, w, bias, "qlinear");

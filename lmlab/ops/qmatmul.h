@@ -69,6 +69,11 @@ struct QMatrix {
 // the same result within the activation-quantization error (see docs/LM.md).
 Tensor qlinear(const Tensor& x, const QMatrix& w, const Tensor& bias = Tensor());
 
+// Embedding lookup from a row-major QMatrix table [V, C] (any type): ids (i64/i32, any shape) ->
+// [..., C] f32, each row dequantized as ggml does (so a quantized GGUF embedding needs no f32
+// copy of the table). Ids out of [0, V) raise IndexError. Inference only (no gradient).
+Tensor qembedding(const QMatrix& table, const Tensor& ids);
+
 // Reference: dequantize the weight to f32 and multiply in f64 accumulation, activations unquantized.
 Tensor qlinear_reference(const Tensor& x, const QMatrix& w, const Tensor& bias = Tensor());
 

@@ -81,11 +81,11 @@ TEST(ModelLoader, ShardedFolderMatchesSingleFile) {
 // bf16 / f16 checkpoints stay in their stored type for inference (bf16 products), and give the logits
 // of the same weights widened to f32 within bf16 activation rounding (prompt) or f32 rounding (decode).
 TEST(ModelLoader, HalfPrecisionMatricesStayHalfPrecision) {
-  for (DType dt : {DType::BF16, DType::F16}) {
-    SCOPED_TRACE(dtype_name(dt));
+  for (auto [dt, tied] : {std::pair{DType::BF16, false}, std::pair{DType::F16, false}, std::pair{DType::BF16, true}}) {
+    SCOPED_TRACE(std::string(dtype_name(dt)) + (tied ? " tied" : ""));
     TempDir tmp("loader_bf16");
     TransformerConfig cfg = tiny();
-    cfg.tie_word_embeddings = false;
+    cfg.tie_word_embeddings = tied;
     auto sd = weights_of(cfg);
     for (auto& [n, t] : sd) t = t.to(dt);
     write_file_atomic(tmp / "config.json", cfg.to_json());
@@ -94,10 +94,17 @@ TEST(ModelLoader, HalfPrecisionMatricesStayHalfPrecision) {
     ModelLoadOptions wide;
     wide.keep_stored_precision = false;
     LoadedModel f32 = load_model(tmp.path.string(), wide);
-    EXPECT_EQ(kept.half_precision_matrices, 2 * 7 + 1);  // q k v o gate up down per layer + lm_head
+    // q k v o gate up down per layer + the embedding (+ lm_head when untied)
+    EXPECT_EQ(kept.half_precision_matrices, 2 * 7 + 1 + (tied ? 0 : 1));
     EXPECT_EQ(f32.half_precision_matrices, 0);
-    EXPECT_TRUE(kept.model->lm_head->quantized());
-    EXPECT_EQ(kept.model->lm_head->qweight->type, dt == DType::BF16 ? GgmlType::BF16 : GgmlType::F16);
+    const GgmlType gt = dt == DType::BF16 ? GgmlType::BF16 : GgmlType::F16;
+    EXPECT_TRUE(kept.model->model->embed_tokens->quantized());  // no f32 copy of the table
+    EXPECT_EQ(kept.model->model->embed_tokens->qweight->type, gt);
+    EXPECT_FALSE(f32.model->model->embed_tokens->quantized());
+    if (!tied) {
+      EXPECT_TRUE(kept.model->lm_head->quantized());
+      EXPECT_EQ(kept.model->lm_head->qweight->type, gt);
+    }
     auto a = logits(kept), b = logits(f32);
     double md = 0, mx = 0;
     for (size_t i = 0; i < a.size(); ++i) {

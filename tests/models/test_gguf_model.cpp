@@ -325,6 +325,9 @@ TEST(GgufModel, QuantizedFilesRunQuantized) {
       GgufModel d = load_gguf_model(tmp / "q.gguf", f32);
       EXPECT_GT(q.quantized_matrices, 0);
       EXPECT_EQ(d.quantized_matrices, 0);
+      // The embedding is looked up in its stored type: no f32 copy of the table.
+      EXPECT_TRUE(q.model->model->embed_tokens->quantized());
+      EXPECT_FALSE(d.model->model->embed_tokens->quantized());
       if (type == GgmlType::Q8_0) {  // Q8_0 matrices in whole 16-row groups run interleaved
         const Linear& o = *q.model->model->layers[0]->self_attn->o_proj;
         ASSERT_TRUE(o.quantized());

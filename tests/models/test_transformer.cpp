@@ -8,6 +8,7 @@
 #include "lmlab/models/transformer.h"
 #include "lmlab/objectives/causal_lm.h"
 #include "lmlab/train/optim.h"
+#include "tests/test_util.h"
 
 using namespace lmlab;
 
@@ -144,4 +145,19 @@ TEST(Transformer, OverfitsOneBatch) {
   }
   EXPECT_NEAR(first, std::log(61.0), 0.3);
   EXPECT_LT(last, 0.05);
+}
+
+// Quantized tables (GGUF embeddings): the layer looks rows up in the stored type.
+TEST(Embedding, QuantizedTable) {
+  Generator g(27);
+  Tensor ids = Tensor::from_vector(std::vector<int64_t>{3, 0, 17}, {1, 3});
+  QMatrix q = QMatrix::quantize(Tensor::randn({18, 64}, g), GgmlType::Q8_0);
+  Embedding e(18, 64, g);
+  lmlab::test::expect_error<ShapeError>(
+      [&] { e.set_quantized(QMatrix::quantize(Tensor::randn({18, 32}, g), GgmlType::Q8_0)); },
+      "[Embedding] quantized table is [18, 32], the layer is [18, 64]");
+  e.set_quantized(q);
+  EXPECT_TRUE(e.quantized());
+  EXPECT_TRUE(e.named_parameters().empty());  // the f32 parameter is gone
+  EXPECT_EQ(e.forward(ids).to_vector<float>(), qembedding(q, ids).to_vector<float>());
 }

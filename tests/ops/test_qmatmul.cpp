@@ -388,6 +388,27 @@ TEST(QMatrixInterleaved, ConcatKeepsOrDropsTheLayout) {
   EXPECT_EQ(std::memcmp(mixed.bytes.get(), whole.bytes.get(), whole.nbytes()), 0);
 }
 
+TEST(QEmbedding, RowsAreTheDequantizedTable) {
+  Generator g(26);
+  Tensor ids = Tensor::from_vector(std::vector<int64_t>{3, 0, 3, 17, 9, 1}, {2, 3});
+  for (GgmlType t : kAllTypes) {
+    QMatrix q = QMatrix::quantize(Tensor::randn({18, 256}, g), t);
+    Tensor got = qembedding(q, ids), want = embedding(q.dequantize(), ids);
+    ASSERT_EQ(got.shape(), (Shape{2, 3, 256}));
+    auto G = got.to_vector<float>(), W = want.to_vector<float>();
+    EXPECT_EQ(std::memcmp(G.data(), W.data(), G.size() * 4), 0) << ggml_type_name(t);
+  }
+  QMatrix p = QMatrix::quantize(Tensor::randn({32, 64}, g), GgmlType::Q8_0).interleaved();
+  auto a = qembedding(p, ids).to_vector<float>(), b = embedding(p.dequantize(), ids).to_vector<float>();
+  EXPECT_EQ(a, b);  // an interleaved table works too
+  QMatrix q = QMatrix::quantize(Tensor::randn({18, 64}, g), GgmlType::Q8_0);
+  test::expect_error<IndexError>([&] { qembedding(q, Tensor::from_vector(std::vector<int64_t>{2, 18}, {2})); },
+                                 "[qembedding] id 18 out of range [0, 18) at position 1");
+  test::expect_error<IndexError>([&] { qembedding(q, Tensor::from_vector(std::vector<int32_t>{-1}, {1})); },
+                                 "id -1 out of range");
+  test::expect_error<DTypeError>([&] { qembedding(q, Tensor::zeros({2})); }, "ids");
+}
+
 TEST(QMatrix, QuantizeChecksBlockMultipleAndAcceptsViews) {
   Generator g(4);
   test::expect_error<ValueError>([&] { QMatrix::quantize(Tensor::randn({4, 100}, g), GgmlType::Q4_K); },
