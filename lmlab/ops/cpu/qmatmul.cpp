@@ -2,6 +2,8 @@
 // quantized once per call (ops/cpu/qmatmul_kernels.h), then integer block dot products, threads
 // over weight rows. M = 1 (decode) streams every weight row once; M > 1 runs tiles of 4 activation
 // rows x 1 weight row over L1-sized chunks of weight rows, so a loaded block serves 4 rows.
+// Interleaved Q8_0 weights (QMatrix::interleaved, laid out at model load) run 16 weight rows per
+// kernel call instead (qgemm_groups), threads over the groups.
 // From kDenseMinRows rows on, panels of weight rows are dequantized to bf16 and multiplied by
 // oneDNN (AMX): measured faster there (numbers below). Dense weights: f32 on OpenBLAS, bf16 on
 // oneDNN (M > 1), f16 through f32 panels and sgemm (M > 1); M = 1 on a widening dot kernel.
