@@ -25,42 +25,67 @@ std::string read_text_file(const std::string& path, const char* component) {
   return ss.str();
 }
 
-void write_file_atomic(const std::string& path, const std::string& bytes, const char* component) {
+AtomicFile::AtomicFile(const std::string& path, const char* component) : path_(path), component_(component) {
   static std::atomic<uint64_t> counter{0};  // unique temp names across threads of one process
-  std::string tmp = str_cat(path, ".tmp.", ::getpid(), ".", counter++);
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  LMLAB_CHECK(fd >= 0, IoError, "[", component, "] cannot create '", tmp, "': ", std::strerror(errno));
+  tmp_ = str_cat(path, ".tmp.", ::getpid(), ".", counter++);
+  fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  LMLAB_CHECK(fd_ >= 0, IoError, "[", component, "] cannot create '", tmp_, "': ", std::strerror(errno));
+}
+
+AtomicFile::~AtomicFile() { abandon(); }
+
+void AtomicFile::abandon() noexcept {
+  if (fd_ < 0) return;
+  ::close(fd_);
+  ::unlink(tmp_.c_str());
+  fd_ = -1;
+}
+
+void AtomicFile::write(const void* data, size_t n) {
+  LMLAB_CHECK(fd_ >= 0, IoError, "[", component_, "] write to '", path_, "' after commit or failure");
+  const char* p = static_cast<const char*>(data);
   size_t done = 0;
-  while (done < bytes.size()) {
-    ssize_t w = ::write(fd, bytes.data() + done, bytes.size() - done);
+  while (done < n) {
+    ssize_t w = ::write(fd_, p + done, n - done);
     if (w < 0 && errno == EINTR) continue;
     if (w < 0) {
       int e = errno;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      throw IoError(str_cat("[", component, "] write to '", tmp, "' failed: ", std::strerror(e)));
+      abandon();
+      throw IoError(str_cat("[", component_, "] write to '", tmp_, "' failed: ", std::strerror(e)));
     }
     done += size_t(w);
   }
-  bool ok = ::fsync(fd) == 0;
-  ok = ::close(fd) == 0 && ok;
+  written_ += n;
+}
+
+void AtomicFile::commit() {
+  LMLAB_CHECK(fd_ >= 0, IoError, "[", component_, "] commit of '", path_, "' after commit or failure");
+  bool ok = ::fsync(fd_) == 0;
+  ok = ::close(fd_) == 0 && ok;
+  fd_ = -1;
   if (!ok) {
     int e = errno;
-    ::unlink(tmp.c_str());
-    throw IoError(str_cat("[", component, "] fsync/close of '", tmp, "' failed: ", std::strerror(e)));
+    ::unlink(tmp_.c_str());
+    throw IoError(str_cat("[", component_, "] fsync/close of '", tmp_, "' failed: ", std::strerror(e)));
   }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+  if (::rename(tmp_.c_str(), path_.c_str()) != 0) {
     int e = errno;
-    ::unlink(tmp.c_str());
-    throw IoError(str_cat("[", component, "] rename '", tmp, "' -> '", path, "' failed: ", std::strerror(e)));
+    ::unlink(tmp_.c_str());
+    throw IoError(str_cat("[", component_, "] rename '", tmp_, "' -> '", path_, "' failed: ", std::strerror(e)));
   }
-  std::string dir = path.find('/') == std::string::npos ? "." : path.substr(0, path.rfind('/'));
+  std::string dir = path_.find('/') == std::string::npos ? "." : path_.substr(0, path_.rfind('/'));
   if (dir.empty()) dir = "/";
   int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd >= 0) {  // best effort: makes the rename itself durable
     ::fsync(dfd);
     ::close(dfd);
   }
+}
+
+void write_file_atomic(const std::string& path, const std::string& bytes, const char* component) {
+  AtomicFile f(path, component);
+  f.write(bytes);
+  f.commit();
 }
 
 namespace {

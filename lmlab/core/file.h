@@ -2,6 +2,7 @@
 // checkpoints, reports): reading a file, writing one atomically, and read-only memory mappings.
 #pragma once
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -14,6 +15,29 @@ std::string read_text_file(const std::string& path, const char* component = "io"
 // fsync of the folder. Readers see the old file or the new one, never a torn one, even if the
 // process dies mid-write. IoError names the path and the failing step.
 void write_file_atomic(const std::string& path, const std::string& bytes, const char* component = "io");
+
+// The same, piece by piece, for files too big to build in memory (a GGUF being quantized): bytes
+// go to a uniquely named temp file beside `path`; commit() fsyncs it, renames it over `path` and
+// fsyncs the folder. Destroyed without commit() (an exception mid-write), the temp file is removed
+// and `path` is untouched. IoError names the path and the failing step.
+class AtomicFile {
+ public:
+  explicit AtomicFile(const std::string& path, const char* component = "io");
+  ~AtomicFile();
+  AtomicFile(const AtomicFile&) = delete;
+  AtomicFile& operator=(const AtomicFile&) = delete;
+  void write(const void* data, size_t n);
+  void write(const std::string& s) { write(s.data(), s.size()); }
+  uint64_t written() const { return written_; }
+  void commit();
+
+ private:
+  std::string path_, tmp_;
+  const char* component_;
+  int fd_ = -1;
+  uint64_t written_ = 0;
+  void abandon() noexcept;
+};
 
 // A read-only mapping of a whole file; tensors viewing it hold `owner`, so it stays mapped while any
 // of them lives.

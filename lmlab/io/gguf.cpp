@@ -450,62 +450,90 @@ void GgufWriter::set(const std::string& key, GgufValue value) {
   kv_.emplace_back(key, std::move(value));
 }
 
-void GgufWriter::add_quantized(const std::string& name, const Shape& shape, GgmlType type, std::string bytes) {
+namespace {
+// Shape and type checks shared by every way of adding a tensor; returns the encoded size.
+size_t check_item(const std::string& name, const Shape& shape, GgmlType type) {
   LMLAB_CHECK(ggml_type_known(uint32_t(type)), ValueError, "[gguf] tensor '", name, "': unknown ggml type ",
               uint32_t(type));
   LMLAB_CHECK(shape.size() <= kMaxDims, ValueError, "[gguf] tensor '", name, "': ", shape.size(),
               " dims (at most 4)");
   for (int64_t d : shape)
     LMLAB_CHECK(d > 0, ValueError, "[gguf] tensor '", name, "': shape ", shape_str(shape), " has a non-positive dim");
-  for (const auto& it : tensors_)
-    LMLAB_CHECK(it.name != name, ValueError, "[gguf] duplicate tensor name '", name, "'");
   int64_t inner = shape.empty() ? 1 : shape.back();
   LMLAB_CHECK(inner % ggml_block_size(type) == 0, ValueError, "[gguf] tensor '", name, "': innermost dim ", inner,
               " is not a multiple of the ", ggml_type_name(type), " block size ", ggml_block_size(type));
-  size_t need = ggml_row_size(type, numel_of(shape));
+  return ggml_row_size(type, numel_of(shape));
+}
+}  // namespace
+
+void GgufWriter::add_quantized(const std::string& name, const Shape& shape, GgmlType type, std::string bytes) {
+  size_t need = check_item(name, shape, type);
+  for (const auto& it : tensors_)
+    LMLAB_CHECK(it.name != name, ValueError, "[gguf] duplicate tensor name '", name, "'");
   LMLAB_CHECK(bytes.size() == need, ValueError, "[gguf] tensor '", name, "': ", bytes.size(), " bytes but ",
               shape_str(shape), " x ", ggml_type_name(type), " needs ", need);
-  tensors_.push_back({name, shape, type, std::move(bytes)});
+  tensors_.push_back({name, shape, type, std::move(bytes), nullptr, need});
 }
 
-void GgufWriter::add_tensor(const std::string& name, const Tensor& t, std::optional<GgmlType> as) {
+void GgufWriter::add_lazy(const std::string& name, const Shape& shape, GgmlType type,
+                          std::function<std::string()> produce) {
+  size_t need = check_item(name, shape, type);
+  for (const auto& it : tensors_)
+    LMLAB_CHECK(it.name != name, ValueError, "[gguf] duplicate tensor name '", name, "'");
+  LMLAB_CHECK(produce != nullptr, ValueError, "[gguf] tensor '", name, "': no producer");
+  tensors_.push_back({name, shape, type, std::string(), std::move(produce), need});
+}
+
+namespace {
+// The ggml type a tensor is stored in as is.
+GgmlType native_type(const std::string& name, const Tensor& t) {
   LMLAB_CHECK(t.defined(), ValueError, "[gguf] tensor '", name, "' is undefined");
-  GgmlType native;
   switch (t.dtype()) {
-    case DType::F32: native = GgmlType::F32; break;
-    case DType::F16: native = GgmlType::F16; break;
-    case DType::BF16: native = GgmlType::BF16; break;
+    case DType::F32: return GgmlType::F32;
+    case DType::F16: return GgmlType::F16;
+    case DType::BF16: return GgmlType::BF16;
     default:
       throw ValueError(str_cat("[gguf] tensor '", name, "' has dtype ", dtype_name(t.dtype()),
                                " (expected f32, f16 or bf16)"));
   }
-  GgmlType type = as.value_or(native);
+}
+}  // namespace
+
+std::string GgufWriter::encode(const std::string& name, const Tensor& t, std::optional<GgmlType> as) {
+  const GgmlType native = native_type(name, t);
+  const GgmlType type = as.value_or(native);
   if (type == native) {
     Tensor c = t;
     if (!t.is_contiguous()) {
       c = Tensor::empty(t.shape(), t.dtype());
       copy_into(c, t);
     }
-    add_quantized(name, t.shape(), type, std::string(static_cast<const char*>(c.raw_data()), c.nbytes()));
-    return;
+    return std::string(static_cast<const char*>(c.raw_data()), c.nbytes());
   }
+  check_item(name, t.shape(), type);
   Tensor f = t;
   if (t.dtype() != DType::F32 || !t.is_contiguous()) {
     f = Tensor::empty(t.shape(), DType::F32);
     copy_into(f, t);
   }
-  int64_t inner = t.shape().empty() ? 1 : t.shape().back();
-  LMLAB_CHECK(inner % ggml_block_size(type) == 0, ValueError, "[gguf] tensor '", name, "': innermost dim ", inner,
-              " is not a multiple of the ", ggml_type_name(type), " block size ", ggml_block_size(type));
   std::string bytes(ggml_row_size(type, f.numel()), '\0');
   ggml_quantize(type, static_cast<const float*>(f.raw_data()), bytes.data(), f.numel());
-  add_quantized(name, t.shape(), type, std::move(bytes));
+  return bytes;
 }
 
-std::string GgufWriter::bytes() const {
-  uint64_t alignment = 32;
+void GgufWriter::add_tensor(const std::string& name, const Tensor& t, std::optional<GgmlType> as) {
+  std::string bytes = encode(name, t, as);
+  add_quantized(name, t.shape(), as.value_or(native_type(name, t)), std::move(bytes));
+}
+
+uint64_t GgufWriter::alignment() const {
   for (const auto& kv : kv_)
-    if (kv.first == "general.alignment") alignment = std::get<uint32_t>(kv.second.v);
+    if (kv.first == "general.alignment") return std::get<uint32_t>(kv.second.v);
+  return 32;
+}
+
+// Everything before the data section, padded to the alignment.
+std::string GgufWriter::header(uint64_t alignment) const {
   std::string out = "GGUF";
   put<uint32_t>(out, 3);
   put<uint64_t>(out, tensors_.size());
@@ -522,16 +550,44 @@ std::string GgufWriter::bytes() const {
     for (auto d = it.shape.rbegin(); d != it.shape.rend(); ++d) put<uint64_t>(out, uint64_t(*d));
     put<uint32_t>(out, uint32_t(it.type));
     put<uint64_t>(out, off);
-    off = align_up(off + it.data.size(), alignment);
+    off = align_up(off + it.nbytes, alignment);
   }
   out.resize(size_t(align_up(out.size(), alignment)), '\0');
+  return out;
+}
+
+std::string GgufWriter::data_of(const Item& it) const {
+  if (!it.produce) return it.data;
+  std::string d = it.produce();
+  LMLAB_CHECK(d.size() == it.nbytes, ValueError, "[gguf] tensor '", it.name, "': produced ", d.size(),
+              " bytes but ", shape_str(it.shape), " x ", ggml_type_name(it.type), " needs ", it.nbytes);
+  return d;
+}
+
+std::string GgufWriter::bytes() const {
+  const uint64_t a = alignment();
+  std::string out = header(a);
   for (const auto& it : tensors_) {
-    out += it.data;
-    out.resize(size_t(align_up(out.size(), alignment)), '\0');
+    out += data_of(it);
+    out.resize(size_t(align_up(out.size(), a)), '\0');
   }
   return out;
 }
 
-void GgufWriter::write(const std::string& path) const { write_file_atomic(path, bytes()); }
+void GgufWriter::write(const std::string& path) const {
+  const uint64_t a = alignment();
+  AtomicFile f(path, "gguf");
+  f.write(header(a));
+  const std::string pad(size_t(a), '\0');
+  for (const auto& it : tensors_) {
+    if (it.produce) {
+      f.write(data_of(it));  // one produced tensor alive at a time
+    } else {
+      f.write(it.data);
+    }
+    f.write(pad.data(), size_t(align_up(f.written(), a) - f.written()));
+  }
+  f.commit();
+}
 
 }  // namespace lmlab

@@ -4,6 +4,7 @@
 // byte offset; the writer writes version 3 atomically via write_file_atomic.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -111,7 +112,13 @@ class GgufWriter {
   void add_tensor(const std::string& name, const Tensor& t, std::optional<GgmlType> as = std::nullopt);
   // Adds already-encoded data of `type` for `shape` (lmlab order); bytes.size() must match.
   void add_quantized(const std::string& name, const Shape& shape, GgmlType type, std::string bytes);
-  // The file image, and writing it atomically.
+  // Adds a tensor whose encoded data `produce` returns only when the file is written, one tensor at
+  // a time, so converting or quantizing a model never holds more than one output tensor in memory.
+  // The result's size is checked then (ValueError naming the tensor; nothing is written).
+  void add_lazy(const std::string& name, const Shape& shape, GgmlType type, std::function<std::string()> produce);
+  // encode(t, as): the bytes add_tensor(name, t, as) stores (for lazy producers).
+  static std::string encode(const std::string& name, const Tensor& t, std::optional<GgmlType> as = std::nullopt);
+  // The file image in memory, and writing it atomically (streamed: header, then each tensor).
   std::string bytes() const;
   void write(const std::string& path) const;
 
@@ -121,7 +128,12 @@ class GgufWriter {
     Shape shape;
     GgmlType type;
     std::string data;
+    std::function<std::string()> produce;  // set for lazy items (data stays empty)
+    size_t nbytes = 0;
   };
+  std::string header(uint64_t alignment) const;
+  uint64_t alignment() const;
+  std::string data_of(const Item& it) const;
   std::vector<std::pair<std::string, GgufValue>> kv_;
   std::vector<Item> tensors_;
 };

@@ -92,18 +92,18 @@ QuantizeReport gguf_quantize(const std::string& in_path, const std::string& out_
         to = fb;
       }
     }
-    std::string bytes;
-    if (to == ti.type) {
-      bytes.assign(reinterpret_cast<const char*>(raw.data()), raw.size());
-    } else {
-      const int64_t cols = ti.shape.back();
+    int64_t numel = 1;
+    for (int64_t d : ti.shape) numel *= d;
+    rep.bytes_out += ggml_row_size(to, numel);
+    if (to != ti.type) ++rep.requantized;
+    // Converted when the file is written, one tensor at a time: the output never sits in memory whole.
+    w.add_lazy(ti.name, ti.shape, to, [raw, from = ti.type, to, shape = ti.shape] {
+      if (to == from) return std::string(reinterpret_cast<const char*>(raw.data()), raw.size());
+      const int64_t cols = shape.back();
       int64_t rows = 1;
-      for (size_t d = 0; d + 1 < ti.shape.size(); ++d) rows *= ti.shape[d];
-      bytes = convert_rows(raw.data(), ti.type, to, rows, cols);
-      ++rep.requantized;
-    }
-    rep.bytes_out += bytes.size();
-    w.add_quantized(ti.name, ti.shape, to, std::move(bytes));
+      for (size_t d = 0; d + 1 < shape.size(); ++d) rows *= shape[d];
+      return convert_rows(raw.data(), from, to, rows, cols);
+    });
   }
   w.write(out_path);
   return rep;

@@ -533,23 +533,27 @@ void hf_folder_to_gguf(const std::string& folder, const std::string& out_gguf, s
     if (t.dtype() != DType::F32 && t.dtype() != DType::F16 && t.dtype() != DType::BF16) t = t.to(DType::F32);
     return t;
   };
+  // Tensors are views of the mapped shards; each is permuted / stacked / converted only when the
+  // file is written, one at a time, so a converted model never sits in memory whole.
   const auto slots = gguf_tensor_slots(cfg);
   for (size_t k = 0; k < slots.size(); ++k) {
     const GgufTensorSlot& s = slots[k];
     if (s.expert > 0) continue;  // written with expert 0
-    Tensor t;
-    if (s.expert == 0) {  // stack every expert of this projection: [E, rows, cols]
-      std::vector<Tensor> parts;
+    std::vector<Tensor> parts;   // every expert of this projection, stacked to [E, rows, cols]
+    if (s.expert == 0) {
       for (size_t j = k; j < slots.size(); ++j)
         if (slots[j].gguf == s.gguf) parts.push_back(get(slots[j]));
-      t = stack(parts, 0);
     } else {
-      t = get(s);
-      if (s.permute > 0) t = gguf_permute_qk(t, s.permute);
+      parts.push_back(get(s));
     }
-    GgmlType as = t.dim() == 1 ? GgmlType::F32 : type.value_or(ggml_of(t.dtype()));
-    if (t.dim() >= 2 && !file_type) file_type = as;
-    w.add_tensor(s.gguf, t, as);
+    Shape shape = parts[0].shape();
+    if (s.expert == 0) shape.insert(shape.begin(), int64_t(parts.size()));
+    GgmlType as = shape.size() == 1 ? GgmlType::F32 : type.value_or(ggml_of(parts[0].dtype()));
+    if (shape.size() >= 2 && !file_type) file_type = as;
+    w.add_lazy(s.gguf, shape, as, [parts, expert = s.expert, permute = s.permute, name = s.gguf, as] {
+      Tensor t = expert == 0 ? stack(parts, 0) : permute > 0 ? gguf_permute_qk(parts[0], permute) : parts[0];
+      return GgufWriter::encode(name, t, as);
+    });
   }
   GgmlType ft = file_type.value_or(GgmlType::F32);
   w.set("general.file_type", uint32_t(ft == GgmlType::F32 ? 0 : ft == GgmlType::F16 ? 1 : 32));

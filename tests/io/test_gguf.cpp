@@ -3,10 +3,12 @@
 // corrupted fields (llama.cpp ggml/docs/gguf.md, ggml-common.h block layouts).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
 
+#include "lmlab/core/file.h"
 #include "lmlab/io/gguf.h"
 #include "lmlab/core/quant.h"
 #include "lmlab/lmlab.h"
@@ -542,4 +544,95 @@ TEST(Gguf, RichFileTruncationAndByteCorruption) {
       }
     }
   EXPECT_GT(accepted, 0u);
+}
+
+// ---- streamed writing: lazy tensors and the atomic file ----
+
+namespace {
+std::vector<std::string> files_in(const std::filesystem::path& dir) {
+  std::vector<std::string> out;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) out.push_back(e.path().filename().string());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+}  // namespace
+
+TEST(GgufWriterLazy, SameFileAsEagerAndProducedAtWriteTime) {
+  Generator g(5);
+  Tensor a = Tensor::randn({4, 64}, g), b = Tensor::randn({3, 32}, g);
+  GgufWriter eager, lazy;
+  for (GgufWriter* w : {&eager, &lazy}) w->set("general.name", "lazy");
+  eager.add_tensor("a", a, GgmlType::Q8_0);
+  eager.add_tensor("b", b);
+  std::vector<std::string> calls;
+  lazy.add_lazy("a", a.shape(), GgmlType::Q8_0, [&] {
+    calls.push_back("a");
+    return GgufWriter::encode("a", a, GgmlType::Q8_0);
+  });
+  lazy.add_lazy("b", b.shape(), GgmlType::F32, [&] {
+    calls.push_back("b");
+    return GgufWriter::encode("b", b);
+  });
+  EXPECT_TRUE(calls.empty()) << "nothing is produced before the file is written";
+  const std::string path = tmp_path("lazy.gguf");
+  lazy.write(path);
+  EXPECT_EQ(calls, (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(read_text_file(path), eager.bytes());
+  EXPECT_EQ(lazy.bytes(), eager.bytes());
+  GgufFile f = GgufFile::open(path);
+  EXPECT_EQ(f.info("a").type, GgmlType::Q8_0);
+  EXPECT_EQ(f.get_tensor("b").to_vector<float>(), b.to_vector<float>());
+  // Adding checks the shape and type up front, as add_quantized does.
+  EXPECT_THROW(lazy.add_lazy("c", {3, 33}, GgmlType::Q8_0, [] { return std::string(); }), ValueError);
+  EXPECT_THROW(lazy.add_lazy("a", {1}, GgmlType::F32, [] { return std::string(4, '\0'); }), ValueError);
+}
+
+TEST(GgufWriterLazy, AFailingProducerLeavesTheOldFile) {
+  auto dir = std::filesystem::temp_directory_path() / "lmlab_gguf_lazy_fail";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const std::string path = (dir / "m.gguf").string();
+  write_file_atomic(path, "old");
+  GgufWriter w;
+  w.add_tensor("ok", Tensor::from_vector(std::vector<float>{1, 2}, {2}));
+  w.add_lazy("short", {8}, GgmlType::F32, [] { return std::string(16, '\0'); });  // 32 bytes needed
+  try {
+    w.write(path);
+    ADD_FAILURE() << "expected ValueError";
+  } catch (const ValueError& e) {
+    EXPECT_NE(std::string(e.what()).find("tensor 'short': produced 16 bytes but [8] x f32 needs 32"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_EQ(read_text_file(path), "old");
+  EXPECT_EQ(files_in(dir), (std::vector<std::string>{"m.gguf"})) << "the temp file is removed";
+  GgufWriter t;
+  t.add_lazy("boom", {2}, GgmlType::F32, []() -> std::string { throw IoError("[test] source vanished"); });
+  EXPECT_THROW(t.write(path), IoError);
+  EXPECT_EQ(read_text_file(path), "old");
+  EXPECT_EQ(files_in(dir), (std::vector<std::string>{"m.gguf"}));
+}
+
+TEST(AtomicFile, PiecesThenCommitOrNothing) {
+  auto dir = std::filesystem::temp_directory_path() / "lmlab_atomic_file";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const std::string path = (dir / "f.bin").string();
+  {
+    AtomicFile f(path);
+    f.write("abc");
+    f.write(std::string(3, 'x'));
+    EXPECT_EQ(f.written(), 6u);
+    EXPECT_FALSE(std::filesystem::exists(path)) << "nothing is visible before commit";
+    f.commit();
+    EXPECT_THROW(f.write("late"), IoError);
+  }
+  EXPECT_EQ(read_text_file(path), "abcxxx");
+  {
+    AtomicFile f(path);
+    f.write("partial");
+  }  // abandoned: the old file stays, the temp file goes
+  EXPECT_EQ(read_text_file(path), "abcxxx");
+  EXPECT_EQ(files_in(dir), (std::vector<std::string>{"f.bin"}));
+  EXPECT_THROW(AtomicFile((dir / "no/such/dir/f").string()), IoError);
 }
