@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "lmlab/ops/cpu/attention_kernels.h"
+#include "lmlab/ops/cpu/softmax_kernels.h"
 #include "lmlab/ops/dispatch.h"
 #include "lmlab/ops/matmul.h"
 
@@ -33,39 +34,6 @@ inline void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, con
     cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, blasint(M),
                 blasint(N), blasint(K), alpha, A, blasint(lda), B, blasint(ldb), beta, C, blasint(ldc));
   }
-}
-
-// e^x for f32 without a libm call, so the loops over a tile row vectorise (GCC only calls the
-// vector libm under -ffast-math, which the project forbids). Cody-Waite reduction x = n ln2 + r,
-// |r| <= ln2/2, Cephes' degree-6 polynomial for e^r (about 1 ulp), and 2^n written into the
-// exponent bits; n is rounded to nearest by adding and subtracting 1.5 * 2^23 (exact in IEEE
-// arithmetic, and unlike std::nearbyint it vectorises). Inputs below -87 give 0 (true value
-// < 2e-38; this also maps -inf to exactly 0); inputs above 88 saturate (never reached: arguments
-// here are scores minus a row maximum or logsumexp, <= 0). The clamps are selects that send NaN
-// to a finite value, so the int conversion is defined; the final select returns NaN unchanged.
-inline float exp_f32(float x) {
-  constexpr float kLo = -87.0f, kHi = 88.0f, kRound = 12582912.0f;
-  float xc = x >= kLo ? x : kLo;
-  xc = xc <= kHi ? xc : kHi;
-  float n = (xc * 1.44269504088896341f + kRound) - kRound;
-  float r = xc - n * 0.693359375f;
-  r = r - n * -2.12194440e-4f;
-  float pol = 1.9875691500e-4f;
-  pol = pol * r + 1.3981999507e-3f;
-  pol = pol * r + 8.3334519073e-3f;
-  pol = pol * r + 4.1665795894e-2f;
-  pol = pol * r + 1.6666665459e-1f;
-  pol = pol * r + 5.0000001201e-1f;
-  float y = pol * r * r + r + 1.0f;
-  float two_n = std::bit_cast<float>((int32_t(n) + 127) << 23);
-  y *= two_n;
-  return x >= kLo ? y : (x != x ? x : 0.0f);
-}
-
-template <class T>
-inline T exp_t(T x) {
-  if constexpr (std::is_same_v<T, float>) return exp_f32(x);
-  else return std::exp(x);
 }
 
 // A dot product as an OpenMP simd reduction: without -ffast-math the compiler may not reorder a
@@ -244,14 +212,14 @@ void forward_kernel(const T* q, const T* k, const T* v, T* out, T* lse, const At
         // A query that has seen no key yet keeps P = 0 (and l = 0, O = 0): exp(-inf - inf) = 0,
         // where exp(-inf - (-inf)) would be NaN.
         sub[r] = mx[r] == ninf ? pinf : mx[r];
-        alpha[r] = exp_t<T>(m[r] - sub[r]);  // 0 when m was -inf
+        alpha[r] = exp_fast(m[r] - sub[r]);  // 0 when m was -inf
         m[r] = mx[r];
         l[r] *= alpha[r];
       }
       for (int64_t c = 0; c < bc; ++c) {  // P^T = exp(S^T - m); l += column sums
         T* row = St + c * bq;
         for (int64_t r = 0; r < br; ++r) {
-          row[r] = exp_t<T>(row[r] - sub[r]);
+          row[r] = exp_fast(row[r] - sub[r]);
           l[r] += row[r];
         }
       }
@@ -334,7 +302,7 @@ void backward_kernel(const T* q, const T* k, const T* v, const T* out, const T* 
             // exp(s - inf) = 0 gives the zero row of a query without keys (L = -inf).
             const T lr = L[i0 + r] == ninf ? pinf : L[i0 + r];
             T* row = P + r * bk;
-            for (int64_t cc = 0; cc < bc; ++cc) row[cc] = exp_t<T>(row[cc] - lr);
+            for (int64_t cc = 0; cc < bc; ++cc) row[cc] = exp_fast(row[cc] - lr);
           }
           gemm<T>(true, false, bc, Dv, br, T(1), P, bk, dOi, Dv, T(1), dV + j0 * Dv, Dv);  // dV += P^T dO
           gemm<T>(false, false, br, bc, Dv, T(1), dOi, Dv, Vt, bk, T(0), dP, bk);  // dP = dO V^T

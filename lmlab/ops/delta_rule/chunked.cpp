@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "lmlab/core/parallel.h"
+#include "lmlab/ops/cpu/softmax_kernels.h"
 #include "lmlab/ops/delta_rule/delta_rule_kernels.h"
 #include "lmlab/ops/matmul.h"
 
@@ -59,31 +60,6 @@ void solve_unit_lower(bool trans, int64_t M, int64_t N, const T* A, int64_t lda,
   else
     cblas_dtrsm(CblasRowMajor, CblasLeft, CblasLower, tr, CblasUnit, blasint(M), blasint(N), 1.0, A, blasint(lda),
                 B, blasint(ldb));
-}
-
-// e^x in f32 without a libm call so the pairwise-decay loops vectorise (GCC calls the vector libm
-// only under -ffast-math, which lmlab does not use). x = n ln2 + r with |r| <= ln2 / 2 (ln2 split in
-// two for an exact n ln2), e^r by its degree-6 minimax polynomial (Cephes expf, ~1 ulp), 2^n put
-// into the exponent bits. Here x = G_r - G_j <= 0: below -87 the result (< 2e-38) flushes to 0.
-inline float exp_f32(float x) {
-  const float xc = std::min(std::max(x, -87.0f), 88.0f);
-  const float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round to nearest
-  float r = xc - n * 0.693359375f;
-  r = r - n * -2.12194440e-4f;
-  float y = 1.9875691500e-4f;
-  y = y * r + 1.3981999507e-3f;
-  y = y * r + 8.3334519073e-3f;
-  y = y * r + 4.1665795894e-2f;
-  y = y * r + 1.6666665459e-1f;
-  y = y * r + 5.0000001201e-1f;
-  y = y * r * r + r + 1.0f;
-  y *= std::bit_cast<float>((int32_t(n) + 127) << 23);
-  return x >= -87.0f ? y : (x != x ? x : 0.0f);
-}
-template <class T>
-inline T exp_t(T x) {
-  if constexpr (std::is_same_v<T, float>) return exp_f32(x);
-  else return std::exp(x);
 }
 
 // sum_c a[c] b[c] over 16 running partial sums: without -ffast-math GCC keeps a single running
@@ -170,7 +146,7 @@ void load_chunk(const DeltaRuleParams& p, const DeltaInputs<T>& in, int64_t b, i
         break;
     }
     LMLAB_DR_SIMD
-    for (int64_t c = 0; c < dk; ++c) w.eG[size_t(r * dk + c)] = exp_t(Gr[c]);
+    for (int64_t c = 0; c < dk; ++c) w.eG[size_t(r * dk + c)] = exp_fast(Gr[c]);
     std::memcpy(w.V.data() + r * dv, in.v + p.v_off(b, t, h), size_t(dv) * sizeof(T));
     w.beta[size_t(r)] = in.beta[p.bt_off(b, t, h)];
   }
@@ -210,7 +186,7 @@ void factor_block(Work<T>& w, int64_t r0, int64_t n, int64_t cols) {
     T* xq = w.XR.data() + (n + r) * dk;
     LMLAB_DR_SIMD
     for (int64_t c = 0; c < dk; ++c) {
-      e[c] = exp_t(Gr[c] - Gm[c]);
+      e[c] = exp_fast(Gr[c] - Gm[c]);
       xk[c] = Kr[c] * e[c];
       xq[c] = Qr[c] * e[c];
     }
@@ -220,7 +196,7 @@ void factor_block(Work<T>& w, int64_t r0, int64_t n, int64_t cols) {
     const T* Kj = w.K.data() + j * dk;
     T* y = w.YK.data() + j * dk;
     LMLAB_DR_SIMD
-    for (int64_t c = 0; c < dk; ++c) y[c] = Kj[c] * exp_t(Gm[c] - Gj[c]);
+    for (int64_t c = 0; c < dk; ++c) y[c] = Kj[c] * exp_fast(Gm[c] - Gj[c]);
   }
 }
 
@@ -259,7 +235,7 @@ void pairwise_forward(Work<T>& w, int64_t L) {
         const T* Kj = w.K.data() + j * dk;
         T* kk = w.tmp.data();
         LMLAB_DR_SIMD
-        for (int64_t c = 0; c < dk; ++c) kk[c] = Kj[c] * exp_t(Gr[c] - Gj[c]);
+        for (int64_t c = 0; c < dk; ++c) kk[c] = Kj[c] * exp_fast(Gr[c] - Gj[c]);
         if (j < r) w.At[size_t(r * C + j)] = dot(Kr, kk, dk);
         w.P[size_t(r * C + j)] = dot(Qr, kk, dk);
       }
@@ -298,7 +274,7 @@ void chunk_prepare(Work<T>& w, int64_t L) {
     LMLAB_DR_SIMD
     for (int64_t c = 0; c < dk; ++c) {
       qg[c] = Q[c] * eG[c];
-      kl[c] = K[c] * exp_t(Gl[c] - G[c]);
+      kl[c] = K[c] * exp_fast(Gl[c] - G[c]);
     }
   }
 }
@@ -447,7 +423,7 @@ void delta_rule_chunked_backward(const DeltaRuleParams& p, const DeltaInputs<T>&
               const T* ty = w.tmpY.data() + j * dk;
               T* dky = w.dKy.data() + j * dk;
               LMLAB_DR_SIMD
-              for (int64_t c = 0; c < dk; ++c) dky[c] += exp_t(Gm[c] - Gj[c]) * ty[c];
+              for (int64_t c = 0; c < dk; ++c) dky[c] += exp_fast(Gm[c] - Gj[c]) * ty[c];
             }
           }
           if (diag_gemm) continue;
@@ -465,7 +441,7 @@ void delta_rule_chunked_backward(const DeltaRuleParams& p, const DeltaInputs<T>&
               T* dky = w.dKy.data() + j * dk;
               LMLAB_DR_SIMD
               for (int64_t c = 0; c < dk; ++c) {
-                const T e = exp_t(Gr[c] - Gj[c]);
+                const T e = exp_fast(Gr[c] - Gj[c]);
                 dkx[c] += a * Kj[c] * e;
                 dqp[c] += pp * Kj[c] * e;
                 dky[c] += (a * Kr[c] + pp * Qr[c]) * e;
@@ -499,7 +475,7 @@ void delta_rule_chunked_backward(const DeltaRuleParams& p, const DeltaInputs<T>&
           LMLAB_DR_SIMD
           for (int64_t c = 0; c < dk; ++c) {
             dQ[c] = scale * (dqp[c] + dqg[c] * eG[c]);
-            dK[c] = dkx[c] + dky[c] + bt * eG[c] * dBk[c] + dkl[c] * exp_t(Gl[c] - G[c]);
+            dK[c] = dkx[c] + dky[c] + bt * eG[c] * dBk[c] + dkl[c] * exp_fast(Gl[c] - G[c]);
             const T klterm = dkl[c] * kl[c];
             dGr[c] += K[c] * (dkx[c] - dky[c]) + Q[c] * dqp[c] + dBk[c] * bt * eG[c] * K[c] + dqg[c] * qg[c] - klterm;
             kls[c] += klterm;
