@@ -48,6 +48,7 @@ int64_t attach_half_precision_weights(Module& model, std::map<std::string, Tenso
 void fuse_quantized_weights(Transformer& model) {
   for (const auto& layer : model.model->layers) {
     if (layer->self_attn) layer->self_attn->fuse_quantized();  // MLA / linear mixers have no fused q/k/v
+    if (layer->mla) layer->mla->prepare_quantized();
     if (layer->mlp) layer->mlp->fuse_quantized();
     if (layer->moe) {
       for (const auto& e : layer->moe->experts) e->fuse_quantized();

@@ -79,8 +79,10 @@ Tensor MLAttention::forward(const Tensor& x, int64_t pos_offset, MLACache* cache
   bool absorb = cfg.absorb == MLAConfig::Absorb::Always ||
                 (cfg.absorb == MLAConfig::Absorb::Auto && cache && !GradMode::enabled() && T <= 16);
   Tensor y;  // [B, H, T, Dv]
-  const Tensor& Wkv = kv_b_proj->weight;  // [H (Dn + Dv), R]
-  LMLAB_CHECK(Wkv.defined(), ValueError, "[mla] kv_b_proj has no f32 weight (quantized kv_b_proj is not supported)");
+  const Tensor& Wkv = kv_b_proj->quantized() ? kv_b_dense_ : kv_b_proj->weight;  // [H (Dn + Dv), R]
+  LMLAB_CHECK(Wkv.defined(), ValueError,
+              "[mla] kv_b_proj is quantized but prepare_quantized() was not called (load_model and "
+              "fuse_quantized_weights call it)");
   if (absorb) {
     Tensor W = Wkv.view({H, Dn + Dv, R});
     Tensor q_lat = Dn > 0 ? matmul(q_nope, W.narrow(1, 0, Dn)) : Tensor::zeros({B, H, T, R}, x.dtype());  // [B, H, T, R]
@@ -100,6 +102,10 @@ Tensor MLAttention::forward(const Tensor& x, int64_t pos_offset, MLACache* cache
     y = attention(qh, k, v, opt);                                                       // [B, H, T, Dv]
   }
   return o_proj->forward(y.transpose(1, 2).reshape({B, T, H * Dv}));                   // [B, T, C]
+}
+
+void MLAttention::prepare_quantized() {
+  kv_b_dense_ = kv_b_proj->quantized() ? kv_b_proj->qweight->dequantize() : Tensor();
 }
 
 }  // namespace lmlab

@@ -50,6 +50,14 @@ class MLAttention : public Module {
   std::shared_ptr<RMSNorm> q_a_layernorm;
   std::shared_ptr<Linear> kv_a_proj_with_mqa, kv_b_proj, o_proj;
   std::shared_ptr<RMSNorm> kv_a_layernorm;
+  // After the projections were given stored-precision weights (Linear::set_quantized, e.g. a bf16
+  // checkpoint): the absorbed decode multiplies by kv_b_proj's per-head blocks as matrices, so an f32
+  // copy of that one matrix ([H (Dn + Dv), R], small next to the layer) is kept for it; every other
+  // product keeps running from the stored type. load_model / fuse_quantized_weights call this.
+  void prepare_quantized();
+
+ private:
+  Tensor kv_b_dense_;  // f32 kv_b_proj matrix when kv_b_proj is quantized
 };
 
 }  // namespace lmlab

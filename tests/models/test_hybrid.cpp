@@ -9,6 +9,7 @@
 
 #include "../test_util.h"
 #include "lmlab/infer/generate.h"
+#include "lmlab/infer/model_loader.h"
 #include "lmlab/lmlab.h"
 #include "lmlab/models/transformer.h"
 #include "lmlab/objectives/causal_lm.h"
@@ -288,4 +289,42 @@ TEST(HybridConfig, KimiLinearTensorNames) {
     EXPECT_TRUE(names.count(want)) << want;
   for (const auto& n : names) EXPECT_EQ(n.find("mlp.experts"), std::string::npos) << n;
   EXPECT_EQ(m.model->layers[1]->moe->experts[3]->down_proj->weight.shape(), (Shape{32, 16}));  // w2: [C, I]
+}
+
+// A Kimi-Linear HF checkpoint as released (bf16) loads for inference in its stored precision: every
+// Linear runs bf16, including MLA's kv_b_proj (whose matrix the absorbed decode folds into the
+// queries), and prefill + cached decode give the logits of the same weights widened to f32.
+TEST(HybridModel, Bf16KimiCheckpointRunsInStoredPrecision) {
+  lmlab::test::TempDir tmp("kimi_bf16");
+  TransformerConfig c = TransformerConfig::from_json(kKimiJson);
+  {
+    Transformer m(c, 3);
+    std::vector<std::pair<std::string, Tensor>> sd;
+    for (auto& [n, p] : m.named_parameters()) sd.emplace_back(n, p.to(DType::BF16));
+    for (auto& [n, b] : m.named_buffers()) sd.emplace_back(n, b);
+    write_file_atomic(tmp / "config.json", c.to_json());
+    save_safetensors(tmp / "model.safetensors", sd);
+  }
+  LoadedModel kept = load_model(tmp.path.string());
+  ModelLoadOptions wide;
+  wide.keep_stored_precision = false;
+  LoadedModel f32 = load_model(tmp.path.string(), wide);
+  EXPECT_GT(kept.half_precision_matrices, 0);
+  NoGrad ng;
+  Tensor ids = ids_of({5, 9, 1, 33, 2, 7});
+  auto full = [&](const LoadedModel& lm) { return lm.model->forward(ids).to_vector<float>(); };
+  auto a = full(kept), b = full(f32);
+  double md = 0, mx = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    md = std::max(md, double(std::abs(a[i] - b[i])));
+    mx = std::max(mx, double(std::abs(b[i])));
+  }
+  EXPECT_LE(md, 0.02 * mx);
+  // Cached decoding (the absorbed MLA path) one token at a time gives the same last logits.
+  CacheSet cache = kept.model->new_cache();
+  Tensor last;
+  for (int64_t t = 0; t < ids.size(1); ++t) last = kept.model->forward(ids.narrow(1, t, 1), &cache);
+  auto l = last.to_vector<float>();
+  const size_t V = size_t(c.vocab_size);
+  for (size_t v = 0; v < V; ++v) EXPECT_NEAR(l[v], a[a.size() - V + v], 1e-2 * (1 + mx)) << v;
 }
