@@ -4,10 +4,13 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <string>
+#include <vector>
 
 namespace lmlab::test {
 
@@ -42,6 +45,18 @@ struct TempDir {
 inline std::string slurp(const std::filesystem::path& p) {
   std::ifstream f(p, std::ios::binary);
   return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+}
+
+// Largest |a[i] - b[i]| and largest |a[i]| (tolerances relative to a logit range).
+inline double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  double md = 0;
+  for (size_t i = 0; i < a.size() && i < b.size(); ++i) md = std::max(md, double(std::abs(a[i] - b[i])));
+  return a.size() == b.size() ? md : INFINITY;
+}
+inline double max_abs(const std::vector<float>& a) {
+  double m = 0;
+  for (float v : a) m = std::max(m, double(std::abs(v)));
+  return m;
 }
 
 }  // namespace lmlab::test

@@ -106,12 +106,7 @@ TEST(ModelLoader, HalfPrecisionMatricesStayHalfPrecision) {
       EXPECT_EQ(kept.model->lm_head->qweight->type, gt);
     }
     auto a = logits(kept), b = logits(f32);
-    double md = 0, mx = 0;
-    for (size_t i = 0; i < a.size(); ++i) {
-      md = std::max(md, double(std::abs(a[i] - b[i])));
-      mx = std::max(mx, double(std::abs(b[i])));
-    }
-    EXPECT_LE(md, 0.02 * mx);
+    EXPECT_LE(lmlab::test::max_abs_diff(a, b), 0.02 * lmlab::test::max_abs(b));
     // One token (the decode path, M = 1): weights are widened exactly, x is not rounded.
     NoGrad ng;
     Tensor one = Tensor::from_vector(std::vector<int64_t>{7}, {1, 1});

@@ -64,16 +64,8 @@ TransformerConfig make_config(int64_t vocab, bool tied, const std::string& arch 
 const std::vector<std::string> kArchs = {"LlamaForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM",
                                          "Qwen3MoeForCausalLM"};
 
-double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
-  double md = 0;
-  for (size_t i = 0; i < a.size(); ++i) md = std::max(md, double(std::abs(a[i] - b[i])));
-  return md;
-}
-double max_abs(const std::vector<float>& a) {
-  double m = 0;
-  for (float v : a) m = std::max(m, double(std::abs(v)));
-  return m;
-}
+using lmlab::test::max_abs;
+using lmlab::test::max_abs_diff;
 
 std::vector<float> logits_of(const Transformer& m) {
   Tensor ids = Tensor::from_vector(std::vector<int64_t>{0, 5, 17, 260, 3, 99, 42}, {1, 7});
@@ -382,9 +374,7 @@ TEST(GgufModel, LoadModelGgufMatchesFolder) {
     NoGrad ng;
     std::vector<float> la = a.model->forward(ids).to_vector<float>(), lb = b.model->forward(ids).to_vector<float>();
     ASSERT_EQ(la.size(), lb.size());
-    double md = 0;
-    for (size_t i = 0; i < la.size(); ++i) md = std::max(md, double(std::abs(la[i] - lb[i])));
-    EXPECT_LE(md, 1e-6);
+    EXPECT_LE(max_abs_diff(la, lb), 1e-6);
     EXPECT_EQ(b.tokenizer->encode(kText), a.tokenizer->encode(kText));
     EXPECT_EQ(b.tokenizer->encode(kText, false), a.tokenizer->encode(kText, false));
     EXPECT_EQ(b.tokenizer->decode(b.tokenizer->encode(kText)), kText);
