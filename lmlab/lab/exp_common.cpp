@@ -1,6 +1,8 @@
 // Helpers shared by the experiment kinds.
 #include "lmlab/lab/exp_common.h"
 
+#include <filesystem>
+
 #include "lmlab/core/node.h"
 #include "lmlab/data/loader.h"
 #include "lmlab/objectives/causal_lm.h"
@@ -28,6 +30,21 @@ TrainRunResult train_variant(const ExperimentContext& ctx, const TrainConfig& cf
   ro.log = ctx.log;
   if (ctx.progress) ro.progress = [&ctx, variant](const std::string& p) { ctx.progress(variant + ": " + p); };
   return run_training(cfg, ro);
+}
+
+ExperimentRun open_experiment_run(const ExperimentContext& ctx) {
+  ExperimentRun r{RunRegistry::open(ctx.registry_path), 0, ""};
+  r.id = r.reg.create_run(ctx.name + "/" + ctx.scale, "exp", ctx.spec.dump(), current_git_commit("."));
+  r.out = ctx.out_dir.empty() ? ctx.runs_dir + "/" + std::to_string(r.id) : ctx.out_dir;
+  std::filesystem::create_directories(r.out);
+  return r;
+}
+
+void finish_experiment_run(ExperimentRun& run, const std::vector<std::pair<std::string, std::string>>& plots,
+                           const nlohmann::json& summary) {
+  for (const char* f : {"report.md", "report.html", "results.json"}) run.reg.add_artifact(run.id, "report", run.out + "/" + f);
+  for (const auto& [path, caption] : plots) run.reg.add_artifact(run.id, "plot", path);
+  run.reg.finish_run(run.id, "done", summary.dump());
 }
 
 }  // namespace lmlab::exp

@@ -4,8 +4,11 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "lmlab/lab/experiments.h"
+#include "lmlab/lab/registry.h"
 #include "lmlab/lab/train_run.h"
 #include "lmlab/models/transformer.h"
 
@@ -32,5 +35,19 @@ double shard_loss(const Transformer& m, const std::string& shard, int64_t contex
 // Trains one variant of an experiment as its own registered run, "<experiment>/<scale>/<variant>",
 // logging and reporting progress through ctx, and returns the run.
 TrainRunResult train_variant(const ExperimentContext& ctx, const TrainConfig& cfg, const std::string& variant);
+
+// The experiment's own registered run ("<experiment>/<scale>", kind "exp") and its output folder
+// (ctx.out_dir, else <runs_dir>/<id>), created.
+struct ExperimentRun {
+  RunRegistry reg;
+  int64_t id = 0;
+  std::string out;
+};
+ExperimentRun open_experiment_run(const ExperimentContext& ctx);
+
+// Registers out/report.md, report.html, results.json and the plots (path, caption) as artifacts of
+// the run, then finishes it "done" with `summary`.
+void finish_experiment_run(ExperimentRun& run, const std::vector<std::pair<std::string, std::string>>& plots,
+                           const nlohmann::json& summary);
 
 }  // namespace lmlab::exp

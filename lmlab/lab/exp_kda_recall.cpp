@@ -154,10 +154,10 @@ ExperimentResult run_kda_recall(ExperimentContext& ctx) {
   std::vector<RecallTask> tasks;
   for (const auto& t : tj) tasks.push_back(make_task(t));
 
-  RunRegistry reg = RunRegistry::open(ctx.registry_path);
-  int64_t exp_id = reg.create_run(ctx.name + "/" + ctx.scale, "exp", ctx.spec.dump(), current_git_commit("."));
-  std::string out = ctx.out_dir.empty() ? ctx.runs_dir + "/" + std::to_string(exp_id) : ctx.out_dir;
-  std::filesystem::create_directories(out);
+  exp::ExperimentRun run = exp::open_experiment_run(ctx);
+  RunRegistry& reg = run.reg;
+  const int64_t exp_id = run.id;
+  const std::string& out = run.out;
 
   std::vector<RunResult> results;
   try {
@@ -391,13 +391,9 @@ ExperimentResult run_kda_recall(ExperimentContext& ctx) {
   rep.add_heading(2, "Rerun");
   rep.add_code(str_cat("lmlab exp run ", ctx.name, " --scale ", ctx.scale));
   rep.write(out);
-  reg.add_artifact(exp_id, "report", out + "/report.md");
-  reg.add_artifact(exp_id, "report", out + "/report.html");
-  reg.add_artifact(exp_id, "report", out + "/results.json");
-  for (const auto& [p, cap] : plots) reg.add_artifact(exp_id, "plot", p);
   nlohmann::json summary;
   for (const auto& r : results) summary[r.task + "/" + r.mixer] = r.final_acc;
-  reg.finish_run(exp_id, "done", summary.dump());
+  exp::finish_experiment_run(run, plots, summary);
 
   ExperimentResult er;
   er.out_dir = out;

@@ -56,10 +56,10 @@ ExperimentResult run_kimi_linear(ExperimentContext& ctx) {
   auto log = [&](const std::string& m) { if (ctx.log) ctx.log(m); };
   if (ctx.minutes > 0) log("--minutes is ignored: kimi-linear compares its variants at equal steps");
 
-  RunRegistry reg = RunRegistry::open(ctx.registry_path);
-  int64_t exp_id = reg.create_run(ctx.name + "/" + ctx.scale, "exp", ctx.spec.dump(), current_git_commit("."));
-  std::string out = ctx.out_dir.empty() ? ctx.runs_dir + "/" + std::to_string(exp_id) : ctx.out_dir;
-  std::filesystem::create_directories(out);
+  exp::ExperimentRun run = exp::open_experiment_run(ctx);
+  RunRegistry& reg = run.reg;
+  const int64_t exp_id = run.id;
+  const std::string& out = run.out;
 
   std::vector<Variant> vars;
   std::vector<DecodeRow> decode;
@@ -384,15 +384,11 @@ ExperimentResult run_kimi_linear(ExperimentContext& ctx) {
   rep.add_heading(2, "Rerun");
   rep.add_code(str_cat("lmlab exp run ", ctx.name, " --scale ", ctx.scale));
   rep.write(out);
-  reg.add_artifact(exp_id, "report", out + "/report.md");
-  reg.add_artifact(exp_id, "report", out + "/report.html");
-  reg.add_artifact(exp_id, "report", out + "/results.json");
-  for (const auto& [p, cap] : plots) reg.add_artifact(exp_id, "plot", p);
   nlohmann::json summary;
   for (const auto& r : vars) summary[r.name + "/val_ppl"] = std::exp(r.val_loss);
   summary["cache_ratio_16k"] = r16;
   summary["decode_speedup"] = speed_max;
-  reg.finish_run(exp_id, "done", summary.dump());
+  exp::finish_experiment_run(run, plots, summary);
 
   ExperimentResult er;
   er.out_dir = out;

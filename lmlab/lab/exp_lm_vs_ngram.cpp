@@ -6,6 +6,7 @@
 #include "lmlab/core/node.h"
 #include "lmlab/data/loader.h"
 #include "lmlab/infer/generate.h"
+#include "lmlab/lab/exp_common.h"
 #include "lmlab/lab/experiments.h"
 #include "lmlab/lab/ngram.h"
 #include "lmlab/lab/plot.h"
@@ -18,40 +19,14 @@
 
 namespace lmlab {
 
-namespace {
-
-template <class T>
-T get_or(const nlohmann::json& j, const char* k, T d) {
-  return j.contains(k) ? j[k].get<T>() : d;
-}
-
-// Mean loss over every token of a shard (sequential windows).
-double shard_loss(const Transformer& m, const std::string& shard, int64_t context, int64_t batch) {
-  NoGrad ng;
-  SequentialLoader l(TokenShard::open(shard), batch, context);
-  Batch b;
-  double sum = 0;
-  int64_t n = 0;
-  while (l.next(b)) {
-    double loss = causal_lm_loss(m, b.inputs, b.targets).item();
-    sum += loss * double(b.inputs.numel());
-    n += b.inputs.numel();
-  }
-  return n ? sum / double(n) : NAN;
-}
-
-std::string fmt(double v, int prec = 4) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.*f", prec, v);
-  return buf;
-}
-
-}  // namespace
+using exp::fixed;
+using exp::json_or;
+using exp::shard_loss;
 
 ExperimentResult run_lm_vs_ngram(ExperimentContext& ctx) {
   const auto& s = ctx.settings;
   auto log = [&](const std::string& m) { if (ctx.log) ctx.log(m); };
-  int64_t vocab = get_or<int64_t>(s, "vocab_size", 4096);
+  int64_t vocab = json_or<int64_t>(s, "vocab_size", 4096);
   std::string corpus_dir = ctx.runs_dir + "/data/brown-v" + std::to_string(vocab);
   CorpusMeta corpus = ensure_brown_corpus(corpus_dir, vocab, log);
 
@@ -63,11 +38,11 @@ ExperimentResult run_lm_vs_ngram(ExperimentContext& ctx) {
   cfg.model.hidden_size = ms.at("hidden_size").get<int64_t>();
   cfg.model.num_hidden_layers = ms.at("num_hidden_layers").get<int64_t>();
   cfg.model.num_attention_heads = ms.at("num_attention_heads").get<int64_t>();
-  cfg.model.num_key_value_heads = get_or<int64_t>(ms, "num_key_value_heads", cfg.model.num_attention_heads);
+  cfg.model.num_key_value_heads = json_or<int64_t>(ms, "num_key_value_heads", cfg.model.num_attention_heads);
   cfg.model.intermediate_size = ms.at("intermediate_size").get<int64_t>();
   cfg.context = ms.at("context").get<int64_t>();
   cfg.model.max_position_embeddings = cfg.context;
-  cfg.model.tie_word_embeddings = get_or<bool>(ms, "tie_word_embeddings", true);
+  cfg.model.tie_word_embeddings = json_or<bool>(ms, "tie_word_embeddings", true);
   cfg.model.eos_token_id = corpus.eot_id;
   cfg.model.bos_token_id = corpus.eot_id;
   cfg.train_data = corpus.shard(0);
@@ -76,17 +51,17 @@ ExperimentResult run_lm_vs_ngram(ExperimentContext& ctx) {
   cfg.tokenizer_json = read_text_file(corpus.tokenizer_path());
   cfg.batch_size = ts.at("batch_size").get<int64_t>();
   cfg.steps = ts.at("steps").get<int64_t>();
-  cfg.lr = get_or<double>(ts, "lr", 1e-3);
-  cfg.min_lr = get_or<double>(ts, "min_lr", cfg.lr / 10);
-  cfg.warmup = get_or<int64_t>(ts, "warmup", 100);
-  cfg.weight_decay = get_or<double>(ts, "weight_decay", 0.1);
-  cfg.eval_every = get_or<int64_t>(ts, "eval_every", 200);
-  cfg.eval_batches = get_or<int64_t>(ts, "eval_batches", 20);
-  cfg.ckpt_every = get_or<int64_t>(ts, "ckpt_every", 0);
-  cfg.log_every = get_or<int64_t>(ts, "log_every", 1);
-  cfg.seed = get_or<uint64_t>(ts, "seed", 1);
-  cfg.time_budget_s = ctx.minutes > 0 ? ctx.minutes * 60.0 : get_or<double>(ts, "time_budget_s", 0.0);
-  cfg.precision = get_or<std::string>(ts, "precision", "f32");
+  cfg.lr = json_or<double>(ts, "lr", 1e-3);
+  cfg.min_lr = json_or<double>(ts, "min_lr", cfg.lr / 10);
+  cfg.warmup = json_or<int64_t>(ts, "warmup", 100);
+  cfg.weight_decay = json_or<double>(ts, "weight_decay", 0.1);
+  cfg.eval_every = json_or<int64_t>(ts, "eval_every", 200);
+  cfg.eval_batches = json_or<int64_t>(ts, "eval_batches", 20);
+  cfg.ckpt_every = json_or<int64_t>(ts, "ckpt_every", 0);
+  cfg.log_every = json_or<int64_t>(ts, "log_every", 1);
+  cfg.seed = json_or<uint64_t>(ts, "seed", 1);
+  cfg.time_budget_s = ctx.minutes > 0 ? ctx.minutes * 60.0 : json_or<double>(ts, "time_budget_s", 0.0);
+  cfg.precision = json_or<std::string>(ts, "precision", "f32");
 
   // ---- train ----
   TrainRunOptions ro;
@@ -111,12 +86,12 @@ ExperimentResult run_lm_vs_ngram(ExperimentContext& ctx) {
 
   // ---- samples ----
   Tokenizer tok = Tokenizer::from_file(tr.checkpoint + "/tokenizer.json");
-  std::vector<std::string> prompts = get_or<std::vector<std::string>>(
+  std::vector<std::string> prompts = json_or<std::vector<std::string>>(
       s, "prompts", {"The jury said", "In the morning", "He looked at the"});
   std::vector<std::pair<std::string, std::string>> samples;
   for (size_t i = 0; i < prompts.size(); ++i) {
     GenerateOptions go;
-    go.max_new_tokens = get_or<int64_t>(s, "sample_tokens", 60);
+    go.max_new_tokens = json_or<int64_t>(s, "sample_tokens", 60);
     go.sampler.temperature = 0.8;
     go.sampler.top_k = 40;
     go.sampler.top_p = 0.95;
@@ -179,25 +154,25 @@ ExperimentResult run_lm_vs_ngram(ExperimentContext& ctx) {
   rep.add_kv("run", std::to_string(tr.run_id) + " (" + tr.status + ")");
   rep.add_kv("parameters", std::to_string(tr.parameters));
   rep.add_kv("trained for", format_duration(tr.seconds) + " (" + std::to_string(tr.steps) + " steps, " +
-                                std::to_string(tr.tokens) + " tokens, " + fmt(tr.tokens_per_s, 0) + " tokens/s)");
+                                std::to_string(tr.tokens) + " tokens, " + fixed(tr.tokens_per_s, 0) + " tokens/s)");
   rep.add_kv("model", str_cat("d=", cfg.model.hidden_size, ", ", cfg.model.num_hidden_layers, " layers, ",
                               cfg.model.num_attention_heads, " heads, SwiGLU ", cfg.model.intermediate_size,
                               ", context ", cfg.context, ", vocab ", corpus.vocab_size));
   rep.add_heading(2, "Held-out loss");
   rep.add_table({"model", "val nats/token", "val bits/byte", "test nats/token", "test bits/byte"},
-                {{"unigram (add-k)", fmt(ng_val.unigram_loss), fmt(bpb(ng_val.unigram_loss, 1)),
-                  fmt(ng_test.unigram_loss), fmt(bpb(ng_test.unigram_loss, 2))},
-                 {"bigram (interpolated)", fmt(ng_val.bigram_loss), fmt(bpb(ng_val.bigram_loss, 1)),
-                  fmt(ng_test.bigram_loss), fmt(bpb(ng_test.bigram_loss, 2))},
-                 {"lmlab transformer", fmt(val_loss), fmt(bpb(val_loss, 1)), fmt(test_loss), fmt(bpb(test_loss, 2))}});
+                {{"unigram (add-k)", fixed(ng_val.unigram_loss, 4), fixed(bpb(ng_val.unigram_loss, 1), 4),
+                  fixed(ng_test.unigram_loss, 4), fixed(bpb(ng_test.unigram_loss, 2), 4)},
+                 {"bigram (interpolated)", fixed(ng_val.bigram_loss, 4), fixed(bpb(ng_val.bigram_loss, 1), 4),
+                  fixed(ng_test.bigram_loss, 4), fixed(bpb(ng_test.bigram_loss, 2), 4)},
+                 {"lmlab transformer", fixed(val_loss, 4), fixed(bpb(val_loss, 1), 4), fixed(test_loss, 4), fixed(bpb(test_loss, 2), 4)}});
   rep.add_paragraph(str_cat(
       "The claim: a neural LM trained on the same tokens goes far below the bigram baseline. ",
       val_loss < ng_val.bigram_loss
-          ? str_cat("**Held**: the model's val loss is ", fmt(ng_val.bigram_loss - val_loss),
-                    " nats/token below the bigram's (perplexity ", fmt(std::exp(val_loss), 1), " vs ",
-                    fmt(std::exp(ng_val.bigram_loss), 1), ").")
-          : str_cat("**Did not hold** in this run: the model's val loss ", fmt(val_loss),
-                    " is not below the bigram's ", fmt(ng_val.bigram_loss), "; it trained for only ",
+          ? str_cat("**Held**: the model's val loss is ", fixed(ng_val.bigram_loss - val_loss, 4),
+                    " nats/token below the bigram's (perplexity ", fixed(std::exp(val_loss), 1), " vs ",
+                    fixed(std::exp(ng_val.bigram_loss), 1), ").")
+          : str_cat("**Did not hold** in this run: the model's val loss ", fixed(val_loss, 4),
+                    " is not below the bigram's ", fixed(ng_val.bigram_loss, 4), "; it trained for only ",
                     format_duration(tr.seconds), "."),
       " The n-gram smoothing weights were chosen on the evaluation split itself, which flatters the baselines."));
   rep.add_plot(curve, "Training loss per step and periodic val loss, with the n-gram baselines.");
@@ -217,8 +192,8 @@ ExperimentResult run_lm_vs_ngram(ExperimentContext& ctx) {
   er.results_json = out + "/results.json";
   er.highlights.push_back(str_cat("trained ", format_duration(tr.seconds), ": ", tr.steps, " steps, ", tr.tokens,
                                   " tokens, ", tr.parameters, " parameters"));
-  er.highlights.push_back(str_cat("val loss (nats/token): model ", fmt(val_loss), "  bigram ", fmt(ng_val.bigram_loss),
-                                  "  unigram ", fmt(ng_val.unigram_loss), "  -> claim ",
+  er.highlights.push_back(str_cat("val loss (nats/token): model ", fixed(val_loss, 4), "  bigram ", fixed(ng_val.bigram_loss, 4),
+                                  "  unigram ", fixed(ng_val.unigram_loss, 4), "  -> claim ",
                                   val_loss < ng_val.bigram_loss ? "held" : "did not hold"));
   for (auto& [p, t] : samples) er.highlights.push_back("sample: " + p + t);
   return er;

@@ -125,10 +125,10 @@ ExperimentResult run_moe(ExperimentContext& ctx) {
   const nlohmann::json& variants = s.contains("variants") ? s["variants"] : ctx.spec.at("variants");
   LMLAB_CHECK(variants.is_array() && !variants.empty(), ConfigError, "[exp moe] 'variants' must be a non-empty list");
 
-  RunRegistry reg = RunRegistry::open(ctx.registry_path);
-  int64_t exp_id = reg.create_run(ctx.name + "/" + ctx.scale, "exp", ctx.spec.dump(), current_git_commit("."));
-  std::string out = ctx.out_dir.empty() ? ctx.runs_dir + "/" + std::to_string(exp_id) : ctx.out_dir;
-  std::filesystem::create_directories(out);
+  exp::ExperimentRun run = exp::open_experiment_run(ctx);
+  RunRegistry& reg = run.reg;
+  const int64_t exp_id = run.id;
+  const std::string& out = run.out;
 
   // ---- train every variant ----
   std::vector<VariantResult> res;
@@ -387,11 +387,7 @@ ExperimentResult run_moe(ExperimentContext& ctx) {
 
   nlohmann::json summary = {{"results", out + "/results.json"}};
   for (const auto& r : res) summary[r.name] = {{"val_loss", r.val_loss}, {"run_id", r.run.run_id}};
-  reg.add_artifact(exp_id, "report", out + "/report.md");
-  reg.add_artifact(exp_id, "report", out + "/report.html");
-  reg.add_artifact(exp_id, "report", out + "/results.json");
-  for (const auto& [path, cap] : plot_captions) reg.add_artifact(exp_id, "plot", path);
-  reg.finish_run(exp_id, "done", summary.dump());
+  exp::finish_experiment_run(run, plot_captions, summary);
 
   ExperimentResult er;
   er.out_dir = out;
