@@ -180,18 +180,26 @@ constexpr const char* kLlama3Keys[] = {"lmlab.rope.llama3.factor", "lmlab.rope.l
                                        "lmlab.rope.llama3.high_freq_factor",
                                        "lmlab.rope.llama3.original_context_length"};
 
-RopeConfig rope_of(const TransformerConfig& cfg) {
+// The model's rope factors under `scaling` (rope_freq_factors).
+std::vector<double> factors_of(const TransformerConfig& cfg, const RopeScaling& scaling) {
   RopeConfig r;
   r.head_dim = cfg.resolved_head_dim();
   r.theta = cfg.rope_theta;
-  r.scaling = cfg.rope_scaling;
-  return r;
+  r.scaling = scaling;
+  return rope_freq_factors(r);
 }
 
-bool factors_match(const std::vector<double>& want, const std::vector<double>& got) {
-  if (want.size() != got.size()) return false;
-  for (size_t i = 0; i < want.size(); ++i)
-    if (!(std::fabs(want[i] - got[i]) <= 1e-5 * std::fabs(want[i]))) return false;  // stored as f32
+// Whether `scaling` gives the stored factors `ff` (to their f32 precision); false when it is invalid.
+bool reproduces(const std::vector<double>& ff, const TransformerConfig& cfg, const RopeScaling& scaling) {
+  std::vector<double> got;
+  try {
+    got = factors_of(cfg, scaling);
+  } catch (const Error&) {
+    return false;
+  }
+  if (got.size() != ff.size()) return false;
+  for (size_t i = 0; i < ff.size(); ++i)
+    if (!(std::fabs(ff[i] - got[i]) <= 1e-5 * std::fabs(ff[i]))) return false;
   return true;
 }
 
@@ -221,13 +229,7 @@ std::optional<RopeScaling> llama3_of_factors(const std::vector<double>& ff, cons
     s.low_freq_factor = a.first - a.second / slope;
     s.high_freq_factor = s.low_freq_factor + 1 / slope;
   }  // else keep HF's defaults low 1 / high 4 and let the check below decide
-  TransformerConfig c = cfg;
-  c.rope_scaling = s;
-  try {
-    if (!factors_match(ff, rope_freq_factors(rope_of(c)))) return std::nullopt;
-  } catch (const Error&) {
-    return std::nullopt;
-  }
+  if (!reproduces(ff, cfg, s)) return std::nullopt;
   return s;
 }
 
@@ -253,9 +255,7 @@ void read_rope_freqs(const GgufFile& f, const std::string& arch, TransformerConf
     s.low_freq_factor = tidy_f32(f.get_float(kLlama3Keys[1]));
     s.high_freq_factor = tidy_f32(f.get_float(kLlama3Keys[2]));
     s.original_max_position = f.get_int(kLlama3Keys[3]);
-    TransformerConfig c = cfg;
-    c.rope_scaling = s;
-    LMLAB_CHECK(factors_match(ff, rope_freq_factors(rope_of(c))), FormatError, "[gguf] '", f.path(),
+    LMLAB_CHECK(reproduces(ff, cfg, s), FormatError, "[gguf] '", f.path(),
                 "': rope_freqs.weight does not match the llama3 parameters in ", kLlama3Keys[0], " ...");
     cfg.rope_scaling = s;
     return;
@@ -362,7 +362,7 @@ void write_gguf_model_config(GgufWriter& w, const TransformerConfig& cfg, const 
     LMLAB_CHECK(arch == "llama" && (rs.type == T::Llama3 || rs.type == T::None), FormatError,
                 "[gguf] per-frequency rope factors (rope_scaling llama3 or explicit factors) have no GGUF form for ",
                 "architecture '", arch, "'", rs.type == T::None ? "" : " together with linear / yarn scaling");
-    std::vector<double> ff = rope_freq_factors(rope_of(cfg));
+    std::vector<double> ff = factors_of(cfg, rs);
     std::vector<float> f32(ff.begin(), ff.end());
     w.add_tensor("rope_freqs.weight", Tensor::from_vector(f32, {int64_t(f32.size())}), GgmlType::F32);
     if (rs.type == T::Llama3) {
