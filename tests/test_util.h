@@ -47,15 +47,25 @@ inline std::string slurp(const std::filesystem::path& p) {
   return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
 }
 
-// Largest |a[i] - b[i]| and largest |a[i]| (tolerances relative to a logit range).
+// Largest |a[i] - b[i]| and largest |a[i]| (tolerances relative to a logit range). Both are NaN
+// when any value is NaN or infinite, and max_abs_diff is NaN when the sizes differ, so that every
+// comparison with them (EXPECT_LE, EXPECT_GT, a tolerance scaled by max_abs) fails on garbage
+// instead of skipping it (std::max drops a NaN).
 inline double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  if (a.size() != b.size()) return std::nan("");
   double md = 0;
-  for (size_t i = 0; i < a.size() && i < b.size(); ++i) md = std::max(md, double(std::abs(a[i] - b[i])));
-  return a.size() == b.size() ? md : INFINITY;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (!std::isfinite(a[i]) || !std::isfinite(b[i])) return std::nan("");
+    md = std::max(md, std::abs(double(a[i]) - double(b[i])));
+  }
+  return md;
 }
 inline double max_abs(const std::vector<float>& a) {
   double m = 0;
-  for (float v : a) m = std::max(m, double(std::abs(v)));
+  for (float v : a) {
+    if (!std::isfinite(v)) return std::nan("");
+    m = std::max(m, double(std::abs(v)));
+  }
   return m;
 }
 

@@ -4,19 +4,20 @@
 #include "apps/lmlab/commands.h"
 #include "lmlab/core/parallel.h"
 #include "lmlab/ops/matmul.h"
-#include "lmlab/core/rng.h"
-#include "lmlab/core/tensor.h"
+#include "lmlab/ops/qmatmul.h"
 
 namespace lmlab::app {
 
 void register_info(CLI::App& app) {
-  auto* cmd = app.add_subcommand("info", "Print build configuration, thread count and the bf16 GEMM kernel");
+  auto* cmd = app.add_subcommand("info", "Print build configuration, thread count, the bf16 GEMM path (and why) and the quantized kernels");
   cmd->callback([] {
     std::printf("lmlab\n  threads: %d\n", num_threads());
-    Generator g(1);
-    Tensor a = Tensor::randn({64, 64}, g).to(DType::BF16);
-    Tensor c = matmul(a, a);
-    std::printf("  bf16 matmul kernel (oneDNN): %s\n", cpu::onednn_last_impl());
+    const auto& p = cpu::bf16_gemm_path();
+    if (p.onednn)
+      std::printf("  bf16 GEMM: oneDNN, kernel %s (%s)\n", p.impl.c_str(), p.why.c_str());
+    else
+      std::printf("  bf16 GEMM: f32 on OpenBLAS over widened operands (%s)\n", p.why.c_str());
+    std::printf("  quantized dot kernels: %s\n", cpu::qgemm_isa());
   });
 }
 

@@ -2,6 +2,8 @@
 // and a non-zero exit code (the only place that does, STYLE 2.6).
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <filesystem>
+#include <new>
 
 #include "apps/lmlab/commands.h"
 #include "lmlab/core/error.h"
@@ -28,6 +30,14 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   } catch (const lmlab::Error& e) {
+    lmlab::app::progress_done();
+    std::fprintf(stderr, "lmlab: error: %s\n", e.what());
+    return 1;
+  } catch (const std::bad_alloc&) {
+    lmlab::app::progress_done();
+    std::fprintf(stderr, "lmlab: error: out of memory (the model, context or batch is too large for this machine)\n");
+    return 1;
+  } catch (const std::filesystem::filesystem_error& e) {
     lmlab::app::progress_done();
     std::fprintf(stderr, "lmlab: error: %s\n", e.what());
     return 1;

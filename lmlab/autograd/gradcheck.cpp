@@ -79,7 +79,7 @@ CheckResult gradcheck(const std::function<Tensor(const std::vector<Tensor>&)>& f
         num = (at(opt.eps) - at(-opt.eps)) / (2 * opt.eps);
       }
       double err = std::abs(gp[j] - num);
-      res.max_abs = std::max(res.max_abs, err);
+      res.max_abs = std::isnan(err) ? INFINITY : std::max(res.max_abs, err);  // NaN must not vanish
       if (!(err <= opt.atol + opt.rtol * std::abs(num))) {
         if (res.ok) msg << "input " << i << " " << shape_str(x.shape()) << " element " << j << ": analytic " << gp[j]
                         << " numeric " << num << " (|diff| " << err << ")";
@@ -121,7 +121,8 @@ CheckResult compare(const std::string& name, const Tensor& actual, const Tensor&
       se += e[i] * e[i];
       sd += d * d;
     }
-    r.max_abs = std::max(r.max_abs, d);
+    r.max_abs = std::max(r.max_abs, d);  // d is INFINITY for a NaN/Inf mismatch
+    if (d == 0) continue;                // exact match (incl. the same Inf, or NaN on both sides)
     double excess = d - (atol + rtol * std::abs(e[i]));
     if (excess > 0 || std::isnan(excess)) {
       bad = true;

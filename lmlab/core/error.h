@@ -20,6 +20,9 @@ struct FormatError : Error { using Error::Error; };
 struct ConfigError : Error { using Error::Error; };
 struct AutogradError : Error { using Error::Error; };
 struct ValueError : Error { using Error::Error; };
+// A library kernel (oneDNN, BLAS) refused or failed an operation; the message names the op, the
+// shapes and the dtypes.
+struct BackendError : Error { using Error::Error; };
 
 namespace detail {
 inline void cat_to(std::ostringstream&) {}

@@ -87,6 +87,24 @@ expect_ok "generate from q8_0" "$LMLAB" generate -m tiny-q8.gguf -p "The jury" -
 expect_ok "logits from text" "$LMLAB" logits -m runs/1 -p "The jury said" --out a.safetensors
 expect_ok "logits from ids" "$LMLAB" logits -m tiny-q8.gguf --tokens 1,2,3 --out b.safetensors
 [ -s a.safetensors ] && [ -s b.safetensors ] && ok "logits files written" || bad "no logits files"
+# A CPU without oneDNN bf16 kernels (ONEDNN_MAX_CPU_ISA=AVX2 makes this one look like one): `info`
+# names the fallback, and prompts of 16+ tokens (the dequantized-panel path of quantized matrices,
+# bf16 products) run on q8_0, q4 and bf16 models, as .gguf and as an HF folder.
+info=$(ONEDNN_MAX_CPU_ISA=AVX2 "$LMLAB" info 2>&1)
+if grep -qF "bf16 GEMM: f32 on OpenBLAS" <<<"$info"; then ok "info names the bf16 fallback"; else bad "info under AVX2: $info"; fi
+expect_ok "convert to bf16 gguf" "$LMLAB" convert runs/1/checkpoints/step-00000004 tiny-bf16.gguf --type bf16
+expect_ok "bf16 gguf to an HF folder" "$LMLAB" convert tiny-bf16.gguf tiny-bf16-hf
+toks=$(seq -s, 3 26)  # 24 ids
+for m in tiny-q8.gguf tiny-q4.gguf tiny-bf16.gguf tiny-bf16-hf; do
+  expect_ok "AVX2: 24-token prompt on $m" env ONEDNN_MAX_CPU_ISA=AVX2 "$LMLAB" logits -m "$m" --tokens "$toks" --out avx2.safetensors
+done
+prompt="The jury said that the city of Atlanta had praised the election"
+n=$("$LMLAB" tokenize -m runs/1 -p "$prompt" --ids-only 2>&1 | wc -w)
+if [ "$n" -ge 16 ] && [ "$n" -le 28 ]; then ok "long prompt is $n tokens"; else bad "long prompt is $n tokens (want 16-28)"; fi
+for m in tiny-q8.gguf tiny-bf16-hf; do
+  expect_ok "AVX2: generate from $m with a $n-token prompt" env ONEDNN_MAX_CPU_ISA=AVX2 "$LMLAB" generate -m "$m" -p "$prompt" -n 2
+done
+
 expect_error "quantize: unknown type" "unknown type 'q3'" "$LMLAB" quantize tiny.gguf x.gguf q3
 expect_error "quantize: same file" "same file" "$LMLAB" quantize tiny.gguf tiny.gguf q8_0
 expect_error "logits: bad id" "'x' is not a token id" "$LMLAB" logits -m tiny.gguf --tokens 1,x --out c.safetensors

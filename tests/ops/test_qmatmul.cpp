@@ -70,7 +70,8 @@ enum class Path { Integer, Dense };
 //  (1) against qlinear_reference(x) within the bound the path's rounding of x implies:
 //      integer kernels: |x - x^| <= amax(block) / 254 per value, so |y - y_ref| <= sum_k |w_k| amax_b(k) / 254;
 //      bf16 panels (quantized weights, M >= dense threshold): x and w rounded to bf16 (2^-8 each):
-//      2^-7 sum |w||x|;  bf16 weights, M > 1: x rounded to bf16: 2^-8 sum |w||x|;
+//      2^-7 sum |w||x|;  bf16 weights, M > 1 on oneDNN: x rounded to bf16: 2^-8 sum |w||x| (the f32
+//      fallback, cpu::bf16_gemm_path(), does not round x);
 //      plus, always, f32 accumulation over K: K u sum |w||x|.
 //  (2) where the path's rounded activations x^ can be reproduced here (integer kernels: Q8
 //      codes; bf16 weights: bf16 x; f32/f16: x itself), against the f64 product with x^ within
@@ -94,7 +95,7 @@ void check_case(const Tensor& x, const QMatrix& w, Path path) {
   const bool quant = ab > 0;
   std::vector<float> Xh;  // rounded activations, when reproducible
   if (quant && path == Path::Integer) Xh = quantized_acts(X, M, K, ab);
-  else if (t == GgmlType::BF16 && M > 1) Xh = bf16_round(X);
+  else if (t == GgmlType::BF16 && M > 1 && cpu::bf16_gemm_uses_onednn()) Xh = bf16_round(X);  // oneDNN rounds x
   else if (!quant) Xh = X;
   std::vector<double> amax;  // per activation row and block
   if (quant) {

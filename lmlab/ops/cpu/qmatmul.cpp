@@ -6,7 +6,9 @@
 // kernel call instead (qgemm_groups), threads over the groups.
 // From kDenseMinRows rows on, panels of weight rows are dequantized to bf16 and multiplied by
 // oneDNN (AMX): measured faster there (numbers below). Dense weights: f32 on OpenBLAS, bf16 on
-// oneDNN (M > 1), f16 through f32 panels and sgemm (M > 1); M = 1 on a widening dot kernel.
+// oneDNN (M > 1), f16 through f32 panels and sgemm (M > 1); M = 1 on a widening dot kernel. Where
+// oneDNN has no bf16 matmul (cpu::bf16_gemm_path(), e.g. AVX2 CPUs), every bf16 panel path above
+// uses f32 panels and sgemm instead (memory stays bounded by the panel, never a widened matrix).
 #include <algorithm>
 #include <atomic>
 #include <vector>
@@ -198,7 +200,7 @@ void qgemm(const QMatrix& w, const float* x, int64_t M, int64_t ldx, float* y, i
     LMLAB_CHECK(w.type == GgmlType::Q8_0 && w.interleave == QMatrix::kInterleaveRows && w.rows % w.interleave == 0,
                 ValueError, "[qgemm] a ", ggml_type_name(w.type), " [", N, ", ", K, "] weight interleaved by ",
                 w.interleave, ": only Q8_0 in groups of ", QMatrix::kInterleaveRows, " rows is defined");
-    if (dense) qgemm_panels(w, false, x, M, ldx, y, ldy);
+    if (dense) qgemm_panels(w, !bf16_gemm_uses_onednn(), x, M, ldx, y, ldy);
     else qgemm_groups(w, ks.q8_0x16, x, M, ldx, y, ldy);
     return;
   }
@@ -211,7 +213,8 @@ void qgemm(const QMatrix& w, const float* x, int64_t M, int64_t ldx, float* y, i
       return;
     case GgmlType::BF16:
       if (M == 1) gemv_dense(w, ks.bf16, x, y);
-      else gemm_bf16(w, x, M, ldx, y, ldy);
+      else if (bf16_gemm_uses_onednn()) gemm_bf16(w, x, M, ldx, y, ldy);
+      else qgemm_panels(w, true, x, M, ldx, y, ldy);  // no oneDNN bf16 here: f32 panels, bounded memory
       return;
     case GgmlType::F16:
       if (M == 1) gemv_dense(w, ks.f16, x, y);
@@ -223,7 +226,7 @@ void qgemm(const QMatrix& w, const float* x, int64_t M, int64_t ldx, float* y, i
     case GgmlType::Q6_K: break;
   }
   if (dense) {
-    qgemm_panels(w, false, x, M, ldx, y, ldy);
+    qgemm_panels(w, !bf16_gemm_uses_onednn(), x, M, ldx, y, ldy);
     return;
   }
 
