@@ -2,11 +2,13 @@
 // Per weight type:
 //   decode   M = 1:   GB/s of weight bytes streamed (N = K = 768 and N = 2048, K = 768: cache-warm;
 //                     "cold": a 128-matrix ring of N = 2048, K = 768 per type, more bytes than the
-//                     L2s hold, so weights come from L3 / memory as in a 100M-parameter model);
+//                     L2s hold, so weights come from L3 / memory as in a 100M-parameter model;
+//                     q8_0x16: the same in the interleaved 16-row Q8_0 layout models load into);
 //   prefill  M = 512: GOP/s (2 M N K / s), integer kernels ("int") and bf16 panels + oneDNN ("dense");
 //   threshold sweep:  Q4_K / Q8_0, N = 2048, K = 768, M = 2 .. 128 on both paths (picks
 //                     kDenseMinRows in ops/cpu/qmatmul.cpp).
 // f32 rows are the dense baseline: OpenBLAS sgemm for M > 1, the f32 dot kernel for M = 1.
+// The label names the kernel set (LMLAB_QGEMM_ISA=avx2 / portable runs another one this CPU has).
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -31,24 +33,25 @@ struct Shape3 {
 
 // `ring` separate copies of one quantized matrix, built once per configuration (Google Benchmark
 // calls a function several times while it settles the iteration count).
-const std::vector<QMatrix>& weights(GgmlType t, int64_t N, int64_t K, int ring) {
-  static std::map<std::tuple<GgmlType, int64_t, int64_t, int>, std::vector<QMatrix>> cache;
-  auto& ws = cache[{t, N, K, ring}];
+// `interleaved`: the Q8_0 16-row layout models use (QMatrix::interleaved).
+const std::vector<QMatrix>& weights(GgmlType t, int64_t N, int64_t K, int ring, bool interleaved) {
+  static std::map<std::tuple<GgmlType, int64_t, int64_t, int, bool>, std::vector<QMatrix>> cache;
+  auto& ws = cache[{t, N, K, ring, interleaved}];
   if (ws.empty()) {
     Generator g(1);
     QMatrix q = QMatrix::quantize(mul(Tensor::randn({N, K}, g), Tensor::scalar(0.05)), t);
-    for (int i = 0; i < ring; ++i) ws.push_back(QMatrix::concat_rows({&q}));
+    for (int i = 0; i < ring; ++i) ws.push_back(interleaved ? q.interleaved() : QMatrix::concat_rows({&q}));
   }
   return ws;
 }
 
 int g_threads = 2;
 
-void run(benchmark::State& st, GgmlType t, Shape3 s, Path path, int ring) {
+void run(benchmark::State& st, GgmlType t, Shape3 s, Path path, int ring, bool interleaved) {
   set_num_threads(g_threads);
   const int64_t def = cpu::qgemm_set_dense_min_rows(1);
   cpu::qgemm_set_dense_min_rows(path == Path::Int ? int64_t(1) << 40 : path == Path::Dense ? 1 : def);
-  const std::vector<QMatrix>& ws = weights(t, s.N, s.K, ring);
+  const std::vector<QMatrix>& ws = weights(t, s.N, s.K, ring, interleaved);
   Generator g(2);
   Tensor x = Tensor::randn({s.M, s.K}, g);
   std::vector<float> y(size_t(s.M * s.N));
@@ -66,8 +69,8 @@ void run(benchmark::State& st, GgmlType t, Shape3 s, Path path, int ring) {
   st.SetLabel(cpu::qgemm_isa());
 }
 
-void add(const std::string& name, GgmlType t, Shape3 s, Path path, int ring = 1) {
-  benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& st) { run(st, t, s, path, ring); })
+void add(const std::string& name, GgmlType t, Shape3 s, Path path, int ring = 1, bool interleaved = false) {
+  benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& st) { run(st, t, s, path, ring, interleaved); })
       ->Unit(benchmark::kMicrosecond)
       ->UseRealTime();
 }
@@ -84,6 +87,8 @@ int main(int argc, char** argv) {
     for (Shape3 s : shapes)
       add("decode/" + tn + "/N" + std::to_string(s.N) + "_K" + std::to_string(s.K), t, s, Path::Default);
     add("decode_cold/" + tn + "/N2048_K768", t, {1, 2048, 768}, Path::Default, 128);
+    if (t == GgmlType::Q8_0)
+      add("decode_cold/q8_0x16/N2048_K768", t, {1, 2048, 768}, Path::Default, 128, /*interleaved=*/true);
     for (Shape3 s : {Shape3{512, 768, 768}, Shape3{512, 2048, 768}}) {
       std::string sh = "/N" + std::to_string(s.N) + "_K" + std::to_string(s.K);
       if (ggml_is_quantized(t)) {

@@ -3,7 +3,8 @@
 # figure:  BENCH <name> ours=<x> peer=<y> ratio=<x/y> unit=<unit>   (throughput: higher is better).
 # Peers: raw OpenBLAS sgemm (inside bench_matmul) and Debian's python3-torch in its fastest
 # configuration here: 2 threads, the OpenMP build of OpenBLAS preloaded (one thread pool); llama.cpp
-# (bench/llama_cpp.sh) when LLAMA_CPP_DIR names a build of it.
+# (bench/llama_cpp.sh) when LLAMA_CPP_DIR names a build of it, and its AVX2 build against lmlab for
+# x86-64-v3 when LLAMA_CPP_DIR_AVX2 names that.
 set -euo pipefail
 BUILD=${1:-build}
 BIN="$BUILD/bin"
@@ -79,7 +80,7 @@ if [[ -n "${LLAMA_CPP_DIR:-}" ]]; then
   bash bench/llama_cpp.sh "$BUILD" | tee "$OUT/llama_cpp.txt"
   grep '^BENCH' "$OUT/llama_cpp.txt" >> "$OUT/bench_lines.txt"
 else
-  echo "# decode_100M_* / pp512_100M_*: skipped (no llama.cpp build given: make bench LLAMA_CPP_DIR=/path/to/llama.cpp/build; docs/BENCHMARKS.md)"
+  echo "# decode_100M_* / pp512_100M_* (and the *_avx2 lines): skipped (no llama.cpp build given: make bench LLAMA_CPP_DIR=/path/to/llama.cpp/build [LLAMA_CPP_DIR_AVX2=/path/to/llama.cpp-avx2/build]; docs/BENCHMARKS.md)"
 fi
 
 # --- gated delta rule (KDA) fwd+bwd, B=1 T=2048 H=4 dk=dv=64 channel gates f32: chunked vs recurrent, tokens/s ---

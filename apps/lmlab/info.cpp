@@ -1,5 +1,6 @@
 // `lmlab info`: the build and the machine as lmlab sees them (threads, kernels chosen).
 #include <cstdio>
+#include <string>
 
 #include "apps/lmlab/commands.h"
 #include "lmlab/core/parallel.h"
@@ -17,7 +18,10 @@ void register_info(CLI::App& app) {
       std::printf("  bf16 GEMM: oneDNN, kernel %s (%s)\n", p.impl.c_str(), p.why.c_str());
     else
       std::printf("  bf16 GEMM: f32 on OpenBLAS over widened operands (%s)\n", p.why.c_str());
-    std::printf("  quantized dot kernels: %s\n", cpu::qgemm_isa());
+    std::string sets;
+    for (const std::string& s : cpu::qgemm_isas()) sets += (sets.empty() ? "" : ", ") + s;
+    std::printf("  quantized matmul kernels: %s (this CPU runs: %s; LMLAB_QGEMM_ISA picks one)\n", cpu::qgemm_isa(),
+                sets.c_str());
   });
 }
 

@@ -5,6 +5,7 @@
 // accepted too (dense path). Inference only: no gradients flow through a QMatrix.
 #pragma once
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "lmlab/core/quant.h"
@@ -80,10 +81,19 @@ Tensor qlinear_reference(const Tensor& x, const QMatrix& w, const Tensor& bias =
 namespace cpu {
 // Raw entry: y[m, n] = sum_k x[m, k] * w[n, k] for row-major x [M, K] (ldx) and y [M, N] (ldy).
 void qgemm(const QMatrix& w, const float* x, int64_t M, int64_t ldx, float* y, int64_t ldy);
-// The name of the kernel set in use: "avx512vnni" or "portable" (the only ones written so far).
+// Kernel sets for the integer dot products: "avx512vnni" (AVX-512 F/BW/DQ/VL/VNNI), "avx2"
+// (AVX2 + FMA + F16C) and "portable" (plain C++). Every binary for x86-64 carries all three, each
+// compiled for its own instructions whatever -march says, and uses the fastest one this CPU runs,
+// unless the environment variable LMLAB_QGEMM_ISA names another (e.g. to imitate a CPU without
+// AVX-512) or qgemm_force_isa does.
+// The name of the set in use.
 const char* qgemm_isa();
-// Tests and benchmarks: run the portable kernels even where AVX-512 ones are compiled in.
-// Process-wide; returns the previous setting.
+// The sets this CPU can run, fastest first (the first is the default).
+std::vector<std::string> qgemm_isas();
+// Tests and benchmarks: use the named set ("" = back to the default). Throws ValueError for a name
+// that is not one of qgemm_isas(). Process-wide; returns the previous forced name ("" = none).
+std::string qgemm_force_isa(const std::string& name);
+// qgemm_force_isa("portable") when on, else back to the default. Returns whether portable was forced.
 bool qgemm_force_portable(bool on);
 // Row count M from which quantized weights are dequantized to bf16 panels and multiplied by the
 // oneDNN bf16 GEMM (AMX) instead of by integer dot products (measured default in qmatmul.cpp).

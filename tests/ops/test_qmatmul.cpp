@@ -1,11 +1,15 @@
 // Quantized products (ops/qmatmul.h): qlinear against the f64 reference for every weight type over
-// a grid of shapes, with error bounds derived from what each path rounds (below); the AVX-512
-// kernels against the portable ones; the dense (bf16 panel) path; bias, batch dims, strided x,
-// thread counts; QMatrix construction and its errors.
+// a grid of shapes, with error bounds derived from what each path rounds (below); every SIMD kernel
+// set this CPU runs (AVX-512 VNNI, AVX2) against the portable one and the reference; the dense
+// (bf16 panel) path; bias, batch dims, strided x, thread counts; QMatrix construction and its errors.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <string>
+#include <vector>
 
 #include "lmlab/lmlab.h"
 #include "lmlab/ops/qmatmul.h"
@@ -37,11 +41,19 @@ struct DenseFrom {
   explicit DenseFrom(int64_t m) : prev(cpu::qgemm_set_dense_min_rows(m)) {}
   ~DenseFrom() { cpu::qgemm_set_dense_min_rows(prev); }
 };
-struct Portable {
-  bool prev;
-  explicit Portable(bool on) : prev(cpu::qgemm_force_portable(on)) {}
-  ~Portable() { cpu::qgemm_force_portable(prev); }
+struct UseIsa {
+  std::string prev;
+  explicit UseIsa(const std::string& name) : prev(cpu::qgemm_force_isa(name)) {}
+  ~UseIsa() { cpu::qgemm_force_isa(prev); }
 };
+
+// The SIMD kernel sets this CPU runs (every set but "portable").
+std::vector<std::string> simd_isas() {
+  std::vector<std::string> v;
+  for (const std::string& s : cpu::qgemm_isas())
+    if (s != "portable") v.push_back(s);
+  return v;
+}
 
 // The activations the integer kernels see: per block d = amax / 127, code = round(x * 127 / amax).
 std::vector<float> quantized_acts(const std::vector<float>& x, int64_t M, int64_t K, int64_t block) {
@@ -168,35 +180,47 @@ TEST_P(QLinearType, DensePanelPathMatchesReference) {
   sweep(GetParam(), Path::Dense, {3, 64});
 }
 
-TEST_P(QLinearType, FastKernelsAgreeWithPortable) {
+// Every SIMD kernel set against the portable one (same integer block sums: only the float
+// accumulation order differs) and against the reference, over K with an odd number of blocks and
+// M covering every tile remainder (1..4 rows per pass, then 5 and 7).
+TEST_P(QLinearType, EveryKernelSetAgreesWithPortableAndReference) {
   const GgmlType t = GetParam();
-  if (std::string(cpu::qgemm_isa()) == "portable") GTEST_SKIP() << "no SIMD kernels compiled for this target";
+  const std::vector<std::string> isas = simd_isas();
+  if (isas.empty()) GTEST_SKIP() << "no SIMD kernels for this CPU";
   DenseFrom df(int64_t(1) << 40);
+  std::vector<int64_t> Ks = {256, 768, 1280};  // 1, 3, 5 blocks of 256
+  if (act_block(t) == 32) Ks = {32, 96, 288, 800};
+  if (!ggml_is_quantized(t)) Ks = {1, 7, 37, 100, 257};
   Generator g(7);
-  for (int64_t K : {256, 768}) {
-    for (int64_t M : {1, 3, 5}) {
-      const int64_t N = 37;
-      Tensor x = Tensor::randn({M, K}, g);
-      QMatrix w = QMatrix::quantize(mul(Tensor::randn({N, K}, g), Tensor::scalar(0.05)), t);
-      Tensor fast = qlinear(x, w), slow;
+  for (int64_t K : Ks) {
+    const int64_t N = 37;
+    QMatrix w = QMatrix::quantize(mul(Tensor::randn({N, K}, g), Tensor::scalar(0.05)), t);
+    auto W = w.dequantize().to_vector<float>();
+    for (int64_t M : {1, 2, 3, 4, 5, 7}) {
+      Tensor x = Tensor::randn({M, K}, g), slow;
       {
-        Portable p(true);
+        UseIsa u("portable");
         EXPECT_STREQ(cpu::qgemm_isa(), "portable");
         slow = qlinear(x, w);
       }
-      // Same integer block sums; only the float accumulation order differs.
-      auto F = fast.to_vector<float>(), S = slow.to_vector<float>(), X = x.to_vector<float>();
-      auto W = w.dequantize().to_vector<float>();
-      for (int64_t m = 0; m < M; ++m)
-        for (int64_t n = 0; n < N; ++n) {
-          double wmax = 0, s = 0;
-          for (int64_t k = 0; k < K; ++k) wmax = std::max(wmax, std::fabs(double(W[size_t(n * K + k)])));
-          for (int64_t k = 0; k < K; ++k)
-            s += (std::fabs(double(W[size_t(n * K + k)])) + 3 * wmax) * std::fabs(double(X[size_t(m * K + k)]));
-          double tol = (ggml_is_quantized(t) ? double(K / 16 + 32) : double(2 * K)) * kU * s;
-          ASSERT_LE(std::fabs(double(F[size_t(m * N + n)]) - double(S[size_t(m * N + n)])), tol)
-              << ggml_type_name(t) << " M=" << M << " K=" << K << " at [" << m << ", " << n << "]";
-        }
+      auto S = slow.to_vector<float>(), X = x.to_vector<float>();
+      for (const std::string& isa : isas) {
+        UseIsa u(isa);
+        ASSERT_EQ(cpu::qgemm_isa(), isa);
+        SCOPED_TRACE(isa);
+        check_case(x, w, Path::Integer);
+        auto F = qlinear(x, w).to_vector<float>();
+        for (int64_t m = 0; m < M; ++m)
+          for (int64_t n = 0; n < N; ++n) {
+            double wmax = 0, sx = 0;
+            for (int64_t k = 0; k < K; ++k) wmax = std::max(wmax, std::fabs(double(W[size_t(n * K + k)])));
+            for (int64_t k = 0; k < K; ++k)
+              sx += (std::fabs(double(W[size_t(n * K + k)])) + 3 * wmax) * std::fabs(double(X[size_t(m * K + k)]));
+            double tol = (ggml_is_quantized(t) ? double(K / 16 + 32) : double(2 * K)) * kU * sx;
+            ASSERT_LE(std::fabs(double(F[size_t(m * N + n)]) - double(S[size_t(m * N + n)])), tol)
+                << isa << " " << ggml_type_name(t) << " M=" << M << " K=" << K << " at [" << m << ", " << n << "]";
+          }
+      }
     }
   }
 }
@@ -334,43 +358,76 @@ TEST(QMatrixInterleaved, MatchesReferenceOnEveryPath) {
       ASSERT_EQ(w.interleave, 16);
       for (int64_t M : {1, 2, 3, 4, 5, 9}) check_case(Tensor::randn({M, K}, g), w, Path::Integer);
       check_case(Tensor::randn({20, K}, g), w, Path::Dense);
-      {
-        Portable p(true);
-        check_case(Tensor::randn({5, K}, g), w, Path::Integer);
+      for (const std::string& isa : cpu::qgemm_isas()) {
+        UseIsa u(isa);
+        SCOPED_TRACE(isa);
+        for (int64_t M : {1, 3, 5}) check_case(Tensor::randn({M, K}, g), w, Path::Integer);
       }
     }
   }
 }
 
 TEST(QMatrixInterleaved, SameIntegerSumsAsRowMajorAndThreadIndependent) {
-  if (std::string(cpu::qgemm_isa()) == "portable") GTEST_SKIP() << "no SIMD kernels compiled for this target";
+  if (simd_isas().empty()) GTEST_SKIP() << "no SIMD kernels for this CPU";
   Generator g(24);
-  const int64_t K = 768, N = 96;
-  QMatrix q = QMatrix::quantize(mul(Tensor::randn({N, K}, g), Tensor::scalar(0.05)), GgmlType::Q8_0);
-  QMatrix p = q.interleaved();
+  const int64_t N = 96;
   DenseFrom df(int64_t(1) << 40);
   const int prev = num_threads();
-  for (int64_t M : {1, 6}) {
-    Tensor x = Tensor::randn({M, K}, g);
-    Tensor fast = qlinear(x, p), slow, one;
-    {
-      Portable pt(true);
-      slow = qlinear(x, p);
-    }
-    set_num_threads(1);
-    one = qlinear(x, p);
-    set_num_threads(prev);
-    // AVX-512 and portable run the same integer sums and the same per-row float operations.
-    auto F = fast.to_vector<float>(), S = slow.to_vector<float>(), O = one.to_vector<float>();
-    auto R = qlinear(x, q).to_vector<float>();
-    ASSERT_EQ(std::memcmp(F.data(), O.data(), F.size() * 4), 0) << "M=" << M;
-    double scale = 0;
-    for (float v : R) scale = std::max(scale, double(std::fabs(v)));
-    for (size_t i = 0; i < F.size(); ++i) {
-      ASSERT_NEAR(F[i], S[i], 1e-5 * scale) << "M=" << M << " i=" << i;
-      ASSERT_NEAR(F[i], R[i], 1e-5 * scale) << "M=" << M << " i=" << i;  // vs the row-major kernel
-    }
+  for (int64_t K : {96, 768}) {
+    QMatrix q = QMatrix::quantize(mul(Tensor::randn({N, K}, g), Tensor::scalar(0.05)), GgmlType::Q8_0);
+    QMatrix p = q.interleaved();
+    for (const std::string& isa : simd_isas())
+      for (int64_t M : {1, 2, 3, 6}) {
+        Tensor x = Tensor::randn({M, K}, g);
+        Tensor fast, slow, one, rm;
+        {
+          UseIsa pt("portable");
+          slow = qlinear(x, p);
+        }
+        {
+          UseIsa u(isa);
+          fast = qlinear(x, p);
+          rm = qlinear(x, q);
+          set_num_threads(1);
+          one = qlinear(x, p);
+          set_num_threads(prev);
+        }
+        // The SIMD and portable group kernels run the same integer sums and per-row float steps.
+        auto F = fast.to_vector<float>(), S = slow.to_vector<float>(), O = one.to_vector<float>();
+        auto R = rm.to_vector<float>();
+        ASSERT_EQ(std::memcmp(F.data(), O.data(), F.size() * 4), 0) << isa << " M=" << M;
+        double scale = 0;
+        for (float v : R) scale = std::max(scale, double(std::fabs(v)));
+        for (size_t i = 0; i < F.size(); ++i) {
+          ASSERT_NEAR(F[i], S[i], 1e-5 * scale) << isa << " M=" << M << " i=" << i;
+          ASSERT_NEAR(F[i], R[i], 1e-5 * scale) << isa << " M=" << M << " i=" << i;  // vs the row-major kernel
+        }
+      }
   }
+}
+
+TEST(QGemmIsa, SetsAreListedForcedAndChecked) {
+  const std::vector<std::string> isas = cpu::qgemm_isas();
+  ASSERT_FALSE(isas.empty());
+  EXPECT_EQ(isas.back(), "portable");
+  for (const std::string& isa : isas) {
+    UseIsa u(isa);
+    EXPECT_EQ(cpu::qgemm_isa(), isa);
+  }
+  EXPECT_EQ(cpu::qgemm_force_isa(""), "");
+  test::expect_error<ValueError>([] { cpu::qgemm_force_isa("avx1024"); },
+                                 "[qgemm] qgemm_force_isa names the kernel set 'avx1024'; this CPU runs: ");
+  EXPECT_FALSE(cpu::qgemm_force_portable(true));
+  EXPECT_STREQ(cpu::qgemm_isa(), "portable");
+  EXPECT_TRUE(cpu::qgemm_force_portable(false));
+  EXPECT_EQ(cpu::qgemm_isa(), std::getenv("LMLAB_QGEMM_ISA") ? std::string(std::getenv("LMLAB_QGEMM_ISA")) : isas[0]);
+#if defined(__x86_64__)
+  // Every x86-64 build carries the AVX2 set; a CPU with AVX2, FMA and F16C runs it.
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")) {
+    EXPECT_NE(std::find(isas.begin(), isas.end(), "avx2"), isas.end());
+  }
+#endif
 }
 
 TEST(QMatrixInterleaved, ConcatKeepsOrDropsTheLayout) {

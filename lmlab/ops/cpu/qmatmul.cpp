@@ -11,6 +11,8 @@
 // uses f32 panels and sgemm instead (memory stays bounded by the panel, never a widened matrix).
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
+#include <string>
 #include <vector>
 
 #include "lmlab/core/dtype.h"
@@ -33,12 +35,46 @@ namespace {
 // is ~8x faster per row than the integer kernels; the crossover is at M ~ 13 (Q8_0) to 19 (Q4_K).
 constexpr int64_t kDenseMinRows = 16;
 
-std::atomic<bool> g_force_portable{false};
 std::atomic<int64_t> g_dense_min_rows{kDenseMinRows};
 
+// The kernel sets this CPU runs, fastest first.
+const std::vector<const qk::KernelSet*>& usable_sets() {
+  static const std::vector<const qk::KernelSet*> sets = [] {
+    std::vector<const qk::KernelSet*> v;
+    for (const qk::KernelSet* k : {qk::avx512_kernels(), qk::avx2_kernels()})
+      if (k) v.push_back(k);
+    v.push_back(&qk::portable_kernels());
+    return v;
+  }();
+  return sets;
+}
+
+std::string usable_names() {
+  std::string s;
+  for (const qk::KernelSet* k : usable_sets()) s += str_cat(s.empty() ? "" : ", ", k->name);
+  return s;
+}
+
+const qk::KernelSet& find_set(const std::string& name, const char* where) {
+  for (const qk::KernelSet* k : usable_sets())
+    if (name == k->name) return *k;
+  throw ValueError(str_cat("[qgemm] ", where, " names the kernel set '", name, "'; this CPU runs: ", usable_names()));
+}
+
+// The fastest set, or the one LMLAB_QGEMM_ISA names (read once).
+const qk::KernelSet& default_set() {
+  static const qk::KernelSet* d = [] {
+    const char* e = std::getenv("LMLAB_QGEMM_ISA");
+    return e && *e ? &find_set(e, "LMLAB_QGEMM_ISA") : usable_sets().front();
+  }();
+  return *d;
+}
+
+std::atomic<const qk::KernelSet*> g_forced{nullptr};
+
 const qk::KernelSet& kernels() {
-  const qk::KernelSet* fast = qk::avx512_kernels();
-  return fast && !g_force_portable.load() ? *fast : qk::portable_kernels();
+  const qk::KernelSet* f = g_forced.load();
+  return f ? *f : default_set();
 }
 
 constexpr int64_t kStreamGrainBytes = 32 << 10;  // less weight than this per thread is not worth a thread
@@ -179,7 +215,19 @@ void gemm_f32(const QMatrix& w, const float* x, int64_t M, int64_t ldx, float* y
 
 const char* qgemm_isa() { return kernels().name; }
 
-bool qgemm_force_portable(bool on) { return g_force_portable.exchange(on); }
+std::vector<std::string> qgemm_isas() {
+  std::vector<std::string> v;
+  for (const qk::KernelSet* k : usable_sets()) v.emplace_back(k->name);
+  return v;
+}
+
+std::string qgemm_force_isa(const std::string& name) {
+  const qk::KernelSet* k = name.empty() ? nullptr : &find_set(name, "qgemm_force_isa");
+  const qk::KernelSet* prev = g_forced.exchange(k);
+  return prev ? prev->name : "";
+}
+
+bool qgemm_force_portable(bool on) { return qgemm_force_isa(on ? "portable" : "") == "portable"; }
 
 int64_t qgemm_set_dense_min_rows(int64_t m) { return g_dense_min_rows.exchange(m); }
 

@@ -5,13 +5,23 @@
 // block. Signed weights (Q8_0, Q4_0 as q - 8) use |w| and sign-flip the activations; Q6_K's -32
 // offset and Q4_K's min term come from the activation's 16-value sums. A tile runs up to 4
 // activation rows against one weight row, so a weight block is unpacked once per 4 rows.
+//
+// Compiled for AVX-512 F/BW/DQ/VL/VNNI (+ AVX2, FMA, F16C) whatever the build's -march, like
+// qmatmul_avx2.cpp (target pragma after the includes); used only where the CPU has them.
 #include "lmlab/ops/cpu/qmatmul_kernels.h"
 
-#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512VNNI__) && \
-    defined(__F16C__)
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
 
 #include "lmlab/core/quant.h"
+
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c"))), \
+                             apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c")
+#endif
 
 // GCC 12's AVX-512 headers build many intrinsics on a self-initialised "undefined" vector and then
 // warn about it wherever they are inlined (GCC PR 105593, fixed in GCC 13).
@@ -340,31 +350,48 @@ float dot_f32(const uint8_t* w, const float* x, int64_t K) {
 }
 
 template <bool kBF16>
+__m512 widen(__m256i v) {
+  return kBF16 ? bf16x16(v) : _mm512_cvtph_ps(v);
+}
+
+template <bool kBF16>
 float dot_dense(const uint8_t* w, const float* x, int64_t K) {
-  auto widen = [](__m256i v) { return kBF16 ? bf16x16(v) : _mm512_cvtph_ps(v); };
   __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
   int64_t k = 0;
   for (; k + 32 <= K; k += 32) {
-    a0 = _mm512_fmadd_ps(widen(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 2 * k))),
+    a0 = _mm512_fmadd_ps(widen<kBF16>(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 2 * k))),
                          _mm512_loadu_ps(x + k), a0);
-    a1 = _mm512_fmadd_ps(widen(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 2 * k + 32))),
+    a1 = _mm512_fmadd_ps(widen<kBF16>(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 2 * k + 32))),
                          _mm512_loadu_ps(x + k + 16), a1);
   }
   for (; k < K; k += 16) {
     __mmask16 m = K - k >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (K - k)) - 1);
-    a0 = _mm512_fmadd_ps(widen(_mm256_maskz_loadu_epi16(m, w + 2 * k)), _mm512_maskz_loadu_ps(m, x + k), a0);
+    a0 = _mm512_fmadd_ps(widen<kBF16>(_mm256_maskz_loadu_epi16(m, w + 2 * k)), _mm512_maskz_loadu_ps(m, x + k), a0);
   }
   return hsum(_mm512_add_ps(a0, a1));
 }
 
 }  // namespace
+}  // namespace lmlab::cpu::qk
 
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+
+namespace lmlab::cpu::qk {
+// Baseline code (after the pragma): nothing AVX-512 runs before the check.
 const KernelSet* avx512_kernels() {
   static const KernelSet k{"avx512vnni", run_q4_0, run_q8_0, run_q4_K, run_q6_K, dot_f32, dot_dense<true>, dot_dense<false>,
                            group_q8_0x16};
-  return &k;
+  __builtin_cpu_init();
+  static const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                         __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
+                         __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx2") &&
+                         __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+  return ok ? &k : nullptr;
 }
-
 }  // namespace lmlab::cpu::qk
 
 #else

@@ -1,6 +1,8 @@
-// Kernel sets for quantized products (ops/qmatmul.h): a portable C++ one, always compiled, and an
-// AVX-512 VNNI one (compiled when the target has AVX512F/BW/VL/VNNI). Both compute the same integer
-// block sums from the same quantized activations, so they differ only in float rounding.
+// Kernel sets for quantized products (ops/qmatmul.h): a portable C++ one, always compiled, and on
+// x86-64 an AVX-512 VNNI one and an AVX2 + FMA + F16C one, each compiled for its instructions
+// whatever the build's -march and used only on a CPU that has them (chosen at run time in
+// qmatmul.cpp). All compute the same integer block sums from the same quantized activations, so
+// they differ only in float rounding.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -56,8 +58,10 @@ struct KernelSet {
 };
 
 const KernelSet& portable_kernels();
-// nullptr when the AVX-512 VNNI kernels were not compiled for this target.
+// nullptr when the set is not compiled for this target (not x86-64) or this CPU lacks its
+// instructions: AVX-512 F/BW/DQ/VL/VNNI (+ AVX2/FMA/F16C), or AVX2/FMA/F16C.
 const KernelSet* avx512_kernels();
+const KernelSet* avx2_kernels();
 
 // Q4_K: the 12 packed bytes to 8 six-bit scales (out[0..7]) and 8 mins (out[8..15]). Bytes 0-3 /
 // 4-7 carry scales / mins 0-3 in their low 6 bits and the top 2 bits of scales / mins 4-7; bytes
