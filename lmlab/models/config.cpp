@@ -74,6 +74,7 @@ MLAConfig TransformerConfig::mla_config() const {
   m.v_head_dim = v_head_dim;
   m.use_nope = mla_use_nope;
   m.norm_eps = rms_norm_eps;
+  m.kv_norm_eps = kv_a_layernorm_eps;
   m.rope.theta = rope_theta;
   m.rope.scaling = rope_scaling;
   return m;
@@ -97,6 +98,7 @@ MoEConfig TransformerConfig::moe_config() const {
   m.norm_topk_prob = norm_topk_prob;
   m.router = scoring_func == "sigmoid" ? MoEConfig::Router::Sigmoid : MoEConfig::Router::Softmax;
   m.routed_scaling_factor = routed_scaling_factor;
+  m.bias_in_weights = moe_router_bias_in_weights;
   m.num_shared_experts = n_shared_experts;
   m.mixtral_expert_names = architecture == "KimiLinearForCausalLM";  // block_sparse_moe.experts.{e}.w1/w2/w3
   return m;
@@ -181,6 +183,8 @@ void TransformerConfig::validate() const {
     LMLAB_CHECK(qk_rope_head_dim % 2 == 0, ConfigError, "[config] qk_rope_head_dim must be even, got ",
                 qk_rope_head_dim);
   }
+  LMLAB_CHECK(std::isfinite(kv_a_layernorm_eps) && kv_a_layernorm_eps >= 0, ConfigError,
+              "[config] kv_a_layernorm_eps must be >= 0 (0 = rms_norm_eps), got ", kv_a_layernorm_eps);
   bool any_dense = false;
   if (num_experts > 0) {
     pos(num_experts_per_tok, "num_experts_per_tok");
@@ -198,6 +202,9 @@ void TransformerConfig::validate() const {
                 "[config] routed_scaling_factor must be positive, got ", routed_scaling_factor);
     LMLAB_CHECK(router_aux_loss_coef >= 0, ConfigError, "[config] router_aux_loss_coef must be >= 0, got ",
                 router_aux_loss_coef);
+    LMLAB_CHECK(!moe_router_bias_in_weights || scoring_func == "sigmoid", ConfigError,
+                "[config] moe_router_bias_in_weights needs the sigmoid router (scoring_func / "
+                "moe_router_activation_func 'sigmoid', got '", scoring_func, "')");
     for (int64_t l = 0; l < num_hidden_layers; ++l) any_dense |= !is_moe_layer(l);
   } else {
     any_dense = true;
@@ -282,6 +289,7 @@ std::string TransformerConfig::to_json() const {
       j["router_aux_loss_coef"] = router_aux_loss_coef;
     }
   }
+  if (moe_router_bias_in_weights) j["moe_router_bias_in_weights"] = true;
   if (first_k_dense_replace > 0) j["first_k_dense_replace"] = first_k_dense_replace;
   if (moe_layer_freq != 1) j["moe_layer_freq"] = moe_layer_freq;
   bool trivial = true, any_mla = false;
@@ -297,6 +305,7 @@ std::string TransformerConfig::to_json() const {
     j["qk_rope_head_dim"] = qk_rope_head_dim;
     j["v_head_dim"] = v_head_dim;
     j["mla_use_nope"] = mla_use_nope;
+    if (kv_a_layernorm_eps > 0) j["kv_a_layernorm_eps"] = kv_a_layernorm_eps;
   }
   if (has_linear_mixers()) {
     // Kimi's layout: 1-based layer numbers; full_attn_layers lists every softmax / MLA layer.
@@ -455,6 +464,8 @@ TransformerConfig TransformerConfig::from_json(const std::string& text, const st
   get_int("qk_rope_head_dim", c.qk_rope_head_dim, false);
   get_int("v_head_dim", c.v_head_dim, false);
   get_bool("mla_use_nope", c.mla_use_nope);
+  get_num("kv_a_layernorm_eps", c.kv_a_layernorm_eps);
+  get_bool("moe_router_bias_in_weights", c.moe_router_bias_in_weights);
   // Layer schedule: "layer_pattern" (lmlab) wins; else Kimi's linear_attn_config lists.
   if (j.contains("layer_pattern") && !j["layer_pattern"].is_null()) {
     LMLAB_CHECK(j["layer_pattern"].is_string(), ConfigError, "[config] '", source, "' field 'layer_pattern' must be a string");

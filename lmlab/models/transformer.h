@@ -73,6 +73,11 @@ struct TransformerConfig {
   // layers need i % moe_layer_freq == 0 (on top of decoder_sparse_step and mlp_only_layers above).
   int64_t first_k_dense_replace = 0;
   int64_t moe_layer_freq = 1;
+  // Where Kimi-Linear's two official implementations disagree (docs/MODELS.md, "Kimi Linear"); lmlab
+  // follows vLLM / DeepSeek-V3 by default. These lmlab keys select the released modeling_kimi.py's
+  // reading and are written to config.json only when set.
+  bool moe_router_bias_in_weights = false;  // true: e_score_correction_bias also enters the gate weights
+  double kv_a_layernorm_eps = 0.0;          // MLA kv_a_layernorm eps; 0 = rms_norm_eps (modeling_kimi.py: 1e-6)
 
   // Layer schedule (lmlab extension, written to config.json when not all 'A'): one MixerKind letter
   // per layer (A S M K G D L), repeated cyclically over num_hidden_layers ("KKKM" = 3 KDA : 1 MLA;

@@ -109,6 +109,9 @@ GLAResult gated_linear_attention(const Tensor& q, const Tensor& k, const Tensor&
 }
 
 namespace {
+// Up to this many new tokens with a cache and no gradients, KDA / GDN / DeltaNet run the decode step
+// kernel (gated_delta_rule_step) instead of the differentiable recurrence.
+constexpr int64_t kDecodeStepMaxT = 16;
 // U(lo, hi) values of `shape` (f32), or uninitialised under SkipInit.
 Tensor uniform(const Shape& shape, Generator& gen, double lo, double hi) {
   Tensor t = Tensor::empty(shape);
@@ -223,7 +226,12 @@ Tensor DeltaAttention::forward(const Tensor& x_in, RecurrentCache* cache, const 
     Tensor beta = sigmoid(b_proj->forward(x));  // [B, T, H]
     DeltaRuleOptions opt;
     opt.chunk_size = cfg.chunk_size;
-    DeltaRuleResult r = gated_delta_rule(q, k, v, g, beta, init, opt);
+    // Decoding (a cache, no gradients, a few tokens): the per-token kernel updates the cached state in
+    // place (a forked cache clones its layers before writing, cache.h).
+    const bool decode = cache && !GradMode::enabled() && T <= kDecodeStepMaxT &&
+                        (!init.defined() || (init.dtype() == q.dtype() && init.is_contiguous()));
+    DeltaRuleResult r = decode ? gated_delta_rule_step(q, k, v, g, beta, init, opt)
+                               : gated_delta_rule(q, k, v, g, beta, init, opt);
     o = r.o, state = r.final_state;  // [B, T, H, dv], [B, H, dk, dv]
   }
   if (GradMode::enabled() && training() && !all_finite(state))

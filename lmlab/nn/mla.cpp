@@ -26,6 +26,8 @@ void MLAConfig::validate() const {
   LMLAB_CHECK(qk_rope_head_dim % 2 == 0, ConfigError, "[mla] qk_rope_head_dim must be even for rotary embeddings, got ",
               qk_rope_head_dim);
   LMLAB_CHECK(norm_eps > 0, ConfigError, "[mla] norm eps must be positive, got ", norm_eps);
+  LMLAB_CHECK(kv_norm_eps >= 0, ConfigError, "[mla] kv_a_layernorm_eps must be >= 0 (0 = rms_norm_eps), got ",
+              kv_norm_eps);
 }
 
 MLAttention::MLAttention(const MLAConfig& c, Generator& gen, double std, double out_std) : cfg(c) {
@@ -42,7 +44,8 @@ MLAttention::MLAttention(const MLAConfig& c, Generator& gen, double std, double 
   }
   kv_a_proj_with_mqa = register_module(
       "kv_a_proj_with_mqa", std::make_shared<Linear>(C, R + c.qk_rope_head_dim, false, gen, std));
-  kv_a_layernorm = register_module("kv_a_layernorm", std::make_shared<RMSNorm>(R, c.norm_eps));
+  kv_a_layernorm = register_module("kv_a_layernorm",
+                                   std::make_shared<RMSNorm>(R, c.kv_norm_eps > 0 ? c.kv_norm_eps : c.norm_eps));
   kv_b_proj = register_module(
       "kv_b_proj", std::make_shared<Linear>(R, H * (c.qk_nope_head_dim + c.v_head_dim), false, gen, std));
   o_proj = register_module("o_proj", std::make_shared<Linear>(H * c.v_head_dim, C, false, gen, out_std));

@@ -29,7 +29,8 @@ struct MLAConfig {
   int64_t qk_rope_head_dim = 0;   // Dr (0 = NoPE)
   int64_t v_head_dim = 32;        // Dv
   bool use_nope = false;          // keep the Dr channels but do not rotate them (Kimi mla_use_nope)
-  double norm_eps = 1e-6;         // q_a_layernorm / kv_a_layernorm
+  double norm_eps = 1e-6;         // q_a_layernorm (and kv_a_layernorm unless kv_norm_eps is set)
+  double kv_norm_eps = 0.0;       // kv_a_layernorm's eps; 0 = norm_eps
   RopeConfig rope;                // head_dim / rotary_dim are set to Dr by the layer
   // Auto: absorbed when decoding with a cache without gradients and T <= 16 (prefill expands the
   // latents, which is cheaper for many queries); Always / Never force a path (tests).

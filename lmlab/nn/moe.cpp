@@ -32,6 +32,8 @@ void MoEConfig::validate() const {
   LMLAB_CHECK(num_shared_experts >= 0, ConfigError, "[moe] n_shared_experts must be >= 0, got ", num_shared_experts);
   LMLAB_CHECK(shared_intermediate >= 0, ConfigError, "[moe] shared expert intermediate size must be >= 0, got ",
               shared_intermediate);
+  LMLAB_CHECK(!bias_in_weights || router == Router::Sigmoid, ConfigError,
+              "[moe] moe_router_bias_in_weights needs the sigmoid router (the softmax router has no correction bias)");
 }
 
 // ---- router statistics ----
@@ -93,7 +95,11 @@ MoERouting moe_route(const Tensor& logits, const MoEConfig& cfg, const Tensor& s
     if (sig && selection_bias.defined()) choose = add(r.scores, selection_bias.to(r.scores.dtype()));
     r.indices = topk(choose, cfg.top_k, -1, true).second;  // [N, K] i64; stable: ties -> lower index
   }
-  Tensor w = gather(r.scores, 1, r.indices);  // [N, K]
+  // [N, K]; with bias_in_weights the biased scores (a constant shift: the gradient still reaches the scores)
+  Tensor w = gather(sig && cfg.bias_in_weights && selection_bias.defined()
+                        ? add(r.scores, selection_bias.to(r.scores.dtype()))
+                        : r.scores,
+                    1, r.indices);
   if (cfg.norm_topk_prob) {
     Tensor denom = sum(w, {-1}, true);  // [N, 1]
     // sigmoid scores can all be tiny; softmax top-K sums are at least K / E

@@ -26,6 +26,10 @@ struct MoEConfig {
   // Sigmoid: s = sigmoid(logits), top-K on s + bias (bias only chooses), weights s (DeepSeek-V3).
   enum class Router { Softmax, Sigmoid } router = Router::Softmax;
   double routed_scaling_factor = 1.0;  // multiplies the routed weights (DeepSeek-V3 uses 2.5)
+  // Sigmoid router only. false (DeepSeek-V3, vLLM): the selection bias only chooses the experts and the
+  // weights are the plain scores s. true (Kimi-Linear's released modeling_kimi.py, whose in-place
+  // `scores_for_choice += bias` writes through a view of the scores): the weights are s + bias.
+  bool bias_in_weights = false;
   int64_t num_shared_experts = 0;      // always-on experts added unweighted to the routed output
   int64_t shared_intermediate = 0;     // width of each shared expert; 0 = expert_intermediate
   bool mixtral_expert_names = false;   // experts' projections named w1 / w3 / w2 (Mixtral, Kimi Linear)
@@ -87,7 +91,7 @@ struct MoERouting {
   Tensor weights;  // [N, K] gate weights (differentiable through scores)
 };
 // logits [N, E] -> the routing decision. selection_bias [E] (sigmoid router only; may be undefined)
-// shifts the scores used to choose, never the weights.
+// shifts the scores used to choose, and the weights only when cfg.bias_in_weights.
 MoERouting moe_route(const Tensor& logits, const MoEConfig& cfg, const Tensor& selection_bias = Tensor());
 
 // One expert's FFN on the block of tokens routed to it: [n, C] -> [n, C].
