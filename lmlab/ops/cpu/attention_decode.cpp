@@ -120,22 +120,19 @@ void decode_grouped(const Tensor& q, const Tensor& k, const Tensor& v, const Att
   const int64_t part_elems = R * (Dv + 2);
   std::vector<float> part(size_t(nsplit > 1 ? nitems * part_elems : 0));
   parallel_for(0, nitems, threaded ? 1 : nitems, [&](int64_t lo, int64_t hi) {
-    std::vector<float> scratch(size_t(D * R + bk * R + 5 * R + R * Dv));
-    float* Qt = scratch.data();  // [D, R] scale * Q^T
-    float* St = Qt + D * R;      // [bk, R] scores S^T, then P^T
-    float* m = St + bk * R;      // [R] running max
+    std::vector<float> scratch(size_t(D * R + bk * R + 2 * R + R * Dv));
+    float* Qs = scratch.data();  // [R, D] scale * Q
+    float* Sc = Qs + D * R;      // [R, bk] scores, then P
+    float* m = Sc + bk * R;      // [R] running max
     float* l = m + R;            // [R] running sum of exp(s - m)
-    float* mx = l + R;           // [R] new running max
-    float* sub = mx + R;         // [R] what exp subtracts (+inf while the row saw nothing)
-    float* alpha = sub + R;      // [R] rescale factor of the accumulator
-    float* acc = alpha + R;      // [R, Dv] unnormalised output
+    float* acc = l + R;          // [R, Dv] unnormalised output
     for (int64_t item = lo; item < hi; ++item) {
       const int64_t bkv = item / nsplit, sp = item % nsplit, b = bkv / Hkv, kvh = bkv % Hkv;
       for (int64_t g = 0; g < G; ++g)
         for (int64_t i = 0; i < T; ++i) {
           const float* qr = Q + b * qsb + (kvh * G + g) * qsh + i * qsr;
-          const int64_t r = g * T + i;
-          for (int64_t d = 0; d < D; ++d) Qt[d * R + r] = qr[d] * scale;
+          float* qd = Qs + (g * T + i) * D;
+          for (int64_t d = 0; d < D; ++d) qd[d] = qr[d] * scale;
         }
       std::fill(m, m + R, ninf);
       std::fill(l, l + R, 0.0f);
@@ -145,47 +142,35 @@ void decode_grouped(const Tensor& q, const Tensor& k, const Tensor& v, const Att
       const int64_t blo = nblocks * sp / nsplit, bhi = nblocks * (sp + 1) / nsplit;
       for (int64_t blk = blo; blk < bhi; ++blk) {
         const int64_t j0 = jlo + blk * bk, bc = std::min(bk, jhi - j0);
-        sgemm(false, false, bc, R, D, 1.0f, Kb + j0 * ksr, ksr, Qt, R, 0.0f, St, R);  // S^T = K (scale Q^T)
+        // S = (scale Q) K^T: a few rows against a key tile (OpenBLAS's small-matrix kernel; the
+        // transposed layout K Q^T ran ~5x slower at 8 rows, perf).
+        sgemm(false, true, R, bc, D, 1.0f, Qs, D, Kb + j0 * ksr, ksr, 0.0f, Sc, bk);
         const bool causal_cut = p.causal && j0 + bc - 1 > p.diag();
         const bool window_cut = p.window > 0 && j0 <= T - 1 + p.diag() - p.window;
-        if (causal_cut || window_cut || Mk) {
-          for (int64_t c = 0; c < bc; ++c) {
-            const int64_t j = j0 + c;
-            float* row = St + c * R;
-            for (int64_t r = 0; r < R; ++r) {
-              const int64_t g = r / T, i = r % T;
-              if ((causal_cut || window_cut) && !p.visible(i, j)) row[r] = ninf;
-              if (Mk)
-                row[r] += Mk[b * p.mask_strides[0] + (kvh * G + g) * p.mask_strides[1] + i * p.mask_strides[2] +
-                             j * p.mask_strides[3]];
-            }
-          }
-        }
-        std::copy(m, m + R, mx);
-        for (int64_t c = 0; c < bc; ++c) {
-          const float* row = St + c * R;
-          for (int64_t r = 0; r < R; ++r) mx[r] = mx[r] < row[r] ? row[r] : mx[r];
-        }
         for (int64_t r = 0; r < R; ++r) {
+          const int64_t g = r / T, i = r % T;
+          float* row = Sc + r * bk;
+          if (causal_cut || window_cut)
+            for (int64_t c = 0; c < bc; ++c)
+              if (!p.visible(i, j0 + c)) row[c] = ninf;
+          if (Mk) {
+            const float* mr = Mk + b * p.mask_strides[0] + (kvh * G + g) * p.mask_strides[1] + i * p.mask_strides[2] +
+                              j0 * p.mask_strides[3];
+            for (int64_t c = 0; c < bc; ++c) row[c] += mr[c * p.mask_strides[3]];
+          }
+          const float mnew = std::max(m[r], row_max(row, bc));
           // A row that has seen no key yet keeps P = 0: exp(-inf - inf) = 0, where exp(-inf - (-inf)) is NaN.
-          sub[r] = mx[r] == ninf ? pinf : mx[r];
-          alpha[r] = exp_fast(m[r] - sub[r]);  // 0 when m was -inf
-          m[r] = mx[r];
-          l[r] *= alpha[r];
-        }
-        for (int64_t c = 0; c < bc; ++c) {  // P^T = exp(S^T - m); l += column sums
-          float* row = St + c * R;
-          for (int64_t r = 0; r < R; ++r) {
-            row[r] = exp_fast(row[r] - sub[r]);
-            l[r] += row[r];
+          const float sb = mnew == ninf ? pinf : mnew;
+          const float al = exp_fast(m[r] - sb);  // 0 when m was -inf
+          m[r] = mnew;
+          for (int64_t c = 0; c < bc; ++c) row[c] = exp_fast(row[c] - sb);
+          l[r] = l[r] * al + float(lane_sum<float>(bc, [row](int64_t c) { return row[c]; }));
+          if (al != 1.0f) {
+            float* orow = acc + r * Dv;
+            for (int64_t e = 0; e < Dv; ++e) orow[e] *= al;
           }
         }
-        for (int64_t r = 0; r < R; ++r) {
-          if (alpha[r] == 1.0f) continue;
-          float* orow = acc + r * Dv;
-          for (int64_t e = 0; e < Dv; ++e) orow[e] *= alpha[r];
-        }
-        sgemm(true, false, R, Dv, bc, 1.0f, St, R, Vb + j0 * vsr, vsr, 1.0f, acc, Dv);  // acc += (P^T)^T V
+        sgemm(false, false, R, Dv, bc, 1.0f, Sc, bk, Vb + j0 * vsr, vsr, 1.0f, acc, Dv);  // acc += P V
       }
       if (nsplit > 1) {
         float* pp = part.data() + item * part_elems;
