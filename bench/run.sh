@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # `make bench`: runs every benchmark with its peer in the same invocation and prints one line per
 # figure:  BENCH <name> ours=<x> peer=<y> ratio=<x/y> unit=<unit>   (throughput: higher is better).
-# Peers: raw OpenBLAS sgemm (inside bench_matmul) and Debian's python3-torch in its fastest
-# configuration here: 2 threads, the OpenMP build of OpenBLAS preloaded (one thread pool); llama.cpp
-# (bench/llama_cpp.sh) when LLAMA_CPP_DIR names a build of it, and its AVX2 build against lmlab for
-# x86-64-v3 when LLAMA_CPP_DIR_AVX2 names that.
+# Peers: raw OpenBLAS sgemm (inside bench_matmul), Debian's python3-torch in its fastest
+# configuration here (2 threads, the OpenMP build of OpenBLAS preloaded: one thread pool), Debian's
+# SentencePiece trainer (spm_train); llama.cpp (bench/llama_cpp.sh) when LLAMA_CPP_DIR names a build
+# of it, and its AVX2 build against lmlab for x86-64-v3 when LLAMA_CPP_DIR_AVX2 names that.
 set -euo pipefail
 BUILD=${1:-build}
 BIN="$BUILD/bin"
@@ -44,8 +44,8 @@ torch_peer bench/peer_attention.py > "$OUT/attention_peer.txt"
 A_OURS=$(get attention_fwd_bwd_T1024 "$OUT/attention.txt")
 A_PEER=$(get attention_fwd_bwd_T1024 "$OUT/attention_peer.txt")
 bench_line attention_fwd_bwd_T1024 "$(awk -v s="$A_OURS" 'BEGIN{print 4096/s}')" "$(awk -v s="$A_PEER" 'BEGIN{print 4096/s}')" tokens/s
-awk -v o="$(get attention_peak_extra_bytes "$OUT/attention.txt")" -v p="$(get attention_torch_peak_extra_bytes "$OUT/attention_peer.txt")" \
-  'BEGIN { printf "# attention_fwd_bwd_T1024 peak extra memory: ours %.2f MiB, torch %.2f MiB (T x T scores and probabilities per head)\n", o/1048576, p/1048576 }'
+awk -v o="$(get attention_peak_extra_bytes "$OUT/attention.txt")" -v p="$(get attention_torch_peak_bytes "$OUT/attention_peer.txt")" \
+  'BEGIN { printf "# attention_fwd_bwd_T1024 memory: ours %.2f MiB peak kernel scratch (counted by the kernel); PyTorch %s (measured with the torch profiler: peak of all bytes allocated during one forward+backward, output, 3 input gradients of 8 MiB each and T x T matrices included)\n", o/1048576, (p == "" ? "not measured" : sprintf("%.1f MiB", p/1048576)) }'
 # attention FLOPs (causal, fwd 2 GEMMs + bwd 5 GEMMs recomputation included = 7 * 2*B*H*T*T*D/2)
 awk -v s="$A_OURS" -v peak="$SGEMM_PEAK" 'BEGIN { f = 7 * 2 * 4 * 8 * 1024 * 1024 * 64 / 2; g = f / s / 1e9; printf "# attention_fwd_bwd_T1024: %.1f GFLOP/s = %.2f of the measured sgemm peak (%.1f GFLOP/s)\n", g, g / peak, peak }'
 
@@ -66,14 +66,36 @@ for cfg in A B; do
   awk -v o="$ours" -v p="$peer" -v f="$(get train_$cfg.flops_per_token "$OUT/train.txt")" -v peak="$PEAK" \
     'BEGIN { printf "# train_%s MFU vs the sgemm peak measured here (%.1f GFLOP/s): ours %.2f, PyTorch %.2f\n", "'$cfg'", peak, o*f/1e9/peak, p*f/1e9/peak }'
 done
-bench_line train_B_bf16 "$(get train_B_bf16 "$OUT/train.txt")" "$(get train_B "$OUT/train_peer.txt")" tokens/s
-awk -v o="$(get train_B_bf16 "$OUT/train.txt")" -v p="$(get train_B_bf16 "$OUT/train_peer.txt")" \
-  'BEGIN { printf "# train_B_bf16 for reference: PyTorch bf16 autocast %.0f tokens/s (ours / that = %.2f)\n", p, o/p }'
+# bf16: the peer is PyTorch's bf16 autocast (its fastest bf16 training); MFU against the bf16 GEMM peak
+# measured above (matmul_bf16_2048, ours: oneDNN on AMX)
+BF16_PEAK=$(get matmul_bf16_2048.ours "$OUT/matmul.txt")
+bench_line train_B_bf16 "$(get train_B_bf16 "$OUT/train.txt")" "$(get train_B_bf16 "$OUT/train_peer.txt")" tokens/s
+awk -v o="$(get train_B_bf16 "$OUT/train.txt")" -v p="$(get train_B_bf16 "$OUT/train_peer.txt")" -v f="$(get train_B_bf16.flops_per_token "$OUT/train.txt")" -v peak="$BF16_PEAK" \
+  'BEGIN { printf "# train_B_bf16 MFU vs the bf16 GEMM peak measured here (matmul_bf16_2048 ours, %.1f GFLOP/s): ours %.2f, PyTorch bf16 autocast %.2f\n", peak, o*f/1e9/peak, p*f/1e9/peak }'
 bench_line decode_A "$(get decode_A "$OUT/train.txt")" "$(get decode_A "$OUT/train_peer.txt")" tokens/s
 
-# --- BPE training: 8k vocabulary on all of Brown; the bar is 30 s (ours = seconds, lower is better) ---
-"$BIN/bench_bpe_train" > "$OUT/bpe.txt"
-bench_line bpe_train_brown "$(get bpe_train_brown "$OUT/bpe.txt")" 30 s
+# --- BPE training: 8k vocabulary on all of Brown (~6 MB), MB of training text per second: lmlab's
+#     byte-level BPE trainer vs SentencePiece's BPE trainer (spm_train, Debian sentencepiece) on the same
+#     text (written by bench_bpe_train) and vocabulary size, its process timed whole ---
+"$BIN/bench_bpe_train" --text "$OUT/brown_all.txt" > "$OUT/bpe.txt"
+BPE_BYTES=$(get bpe_train_brown.bytes "$OUT/bpe.txt")
+SPM_S=""
+if command -v spm_train >/dev/null 2>&1; then
+  t0=$(date +%s.%N)
+  if spm_train --input="$OUT/brown_all.txt" --model_prefix="$OUT/spm_brown" --model_type=bpe --vocab_size=8192 \
+      --character_coverage=1.0 --normalization_rule_name=identity --input_sentence_size=0 \
+      --max_sentence_length=1000000 --num_threads="$OMP_NUM_THREADS" > "$OUT/spm.log" 2>&1; then
+    SPM_S=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { print b - a }')
+  else
+    echo "# bpe_train_brown: spm_train failed (log: $OUT/spm.log)"
+  fi
+else
+  echo "# bpe_train_brown: spm_train missing (Debian sentencepiece; scripts/install-deps.sh installs it)"
+fi
+bench_line bpe_train_brown "$(get bpe_train_brown "$OUT/bpe.txt")" \
+  "$([[ -n "$SPM_S" ]] && awk -v n="$BPE_BYTES" -v s="$SPM_S" 'BEGIN { print n / s / 1e6 }')" MB/s
+awk -v o="$(get bpe_train_brown.seconds "$OUT/bpe.txt")" -v p="$SPM_S" -v n="$BPE_BYTES" \
+  'BEGIN { printf "# bpe_train_brown: %.2f MB of text; ours %.2f s, SentencePiece %s s\n", n/1e6, o, (p == "" ? "n/a" : sprintf("%.2f", p)) }'
 
 # --- llama.cpp peer: decode / prompt processing of the 100M Llama .gguf (f32, q8_0, q4_k) ---
 if [[ -n "${LLAMA_CPP_DIR:-}" ]]; then

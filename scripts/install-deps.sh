@@ -17,6 +17,8 @@ PKGS=(
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   libpcre2-dev
   gnuplot-nox
+  # make bench: SentencePiece's trainer (spm_train), the peer of bpe_train_brown
+  sentencepiece
   # make fuzz: clang with libFuzzer and the ASan/UBSan runtimes (libclang_rt.fuzzer-x86_64.a is in
   # libclang-rt-14-dev, which --no-install-recommends would otherwise leave out)
   clang libclang-rt-14-dev

@@ -220,7 +220,7 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const Attent
   const bool needs_grad = GradMode::enabled() && any_requires_grad(inputs);
   // Decoding: a few queries over a cache view; no backward, so no logsumexp to keep.
   if (!reference_mode() && !needs_grad && cpu::attention_decode_supported(q, k, v, p))
-    return cpu::attention_decode_forward(q, k, v, p);
+    return cpu::attention_decode_forward(q, k, v, p, blocks);
   if (reference_mode()) {
     out = Tensor::empty({p.B, p.Hq, p.T, p.Dv}, q.dtype());
     lse = Tensor::empty({p.B, p.Hq, p.T}, q.dtype());

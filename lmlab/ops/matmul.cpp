@@ -95,6 +95,30 @@ bool autocast_bf16() { return g_autocast; }
 AutocastBF16::AutocastBF16(bool on) : prev_(g_autocast) { g_autocast = on; }
 AutocastBF16::~AutocastBF16() { g_autocast = prev_; }
 
+namespace {
+// f32 -> bf16 copy, outside the graph (the autocast node below owns the gradient).
+Tensor to_bf16_raw(const Tensor& t) {
+  Tensor c = Tensor::empty(t.shape(), DType::BF16);
+  copy_into(c, t);
+  return c;
+}
+
+// Autocast linear, one graph node: y = bf16(x) bf16(W)^T with f32 accumulation and output. The
+// backward rounds the incoming gradient to bf16 once and runs both products on it: dx = g W and
+// dW = g^T x, the latter written [N, K] like W, so the weight gradient is not a transposed view
+// that the engine would have to copy (as matmul over W^T and two casts would leave it).
+Tensor linear_autocast(const Tensor& x2, const Tensor& w) {
+  Tensor xb = to_bf16_raw(x2), wb = to_bf16_raw(w);
+  Tensor y = cpu::matmul_forward(xb, wb.transpose(0, 1), {}, DType::F32);  // [R, N]
+  return record(y, "linear_bf16", {x2, w}, {xb, wb}, [](const Tensor& g, const std::vector<Tensor>& s) {
+    Tensor gb = to_bf16_raw(g);                                                      // [R, N]
+    Tensor dx = cpu::matmul_forward(gb, s[1], {}, DType::F32);                       // [R, K]
+    Tensor dw = cpu::matmul_forward(gb.transpose(0, 1), s[0], {}, DType::F32);       // [N, K]
+    return std::vector<Tensor>{dx, dw};
+  });
+}
+}  // namespace
+
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias) {
   check_defined(x, "linear", "x");
   check_defined(w, "linear", "w");
@@ -105,9 +129,12 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias) {
   // Flatten leading dims so one GEMM covers the whole batch: [R, K] @ [K, N].
   Shape lead(x.shape().begin(), x.shape().end() - 1);
   Tensor x2 = x.reshape({-1, x.size(-1)});
-  Tensor y = autocast_bf16() && x2.dtype() == DType::F32 && w.dtype() == DType::F32
-                 ? matmul(x2.to(DType::BF16), w.to(DType::BF16).transpose(0, 1), DType::F32)
-                 : matmul(x2, w.transpose(0, 1));
+  Tensor y;
+  if (autocast_bf16() && x2.dtype() == DType::F32 && w.dtype() == DType::F32)
+    y = reference_mode() ? matmul(x2.to(DType::BF16), w.to(DType::BF16).transpose(0, 1), DType::F32)
+                         : linear_autocast(x2, w);
+  else
+    y = matmul(x2, w.transpose(0, 1));
   if (bias.defined()) {
     LMLAB_CHECK(bias.dim() == 1 && bias.size(0) == w.size(0), ShapeError, "[linear] bias must be [",
                 w.size(0), "], got ", shape_str(bias.shape()));

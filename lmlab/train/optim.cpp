@@ -1,7 +1,9 @@
 // Optimizer implementations. Updates run under NoGrad as fused per-parameter loops.
 #include "lmlab/train/optim.h"
 
+#include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "lmlab/core/node.h"
 #include "lmlab/core/parallel.h"
@@ -236,6 +238,39 @@ void SGD::load_state(const std::map<std::string, Tensor>& t, const std::map<std:
   }
 }
 
+namespace {
+// Sum of squares in double over both threads: 8 independent partial sums per thread (a single running
+// sum is a serial chain of double adds the compiler may not reorder), combined in a fixed order.
+template <class T>
+double sum_squares(const T* d, int64_t n) {
+  constexpr int64_t kChunk = 1 << 16;
+  const int64_t nchunks = (n + kChunk - 1) / kChunk;
+  std::vector<double> part(size_t(nchunks), 0.0);
+  parallel_for(0, nchunks, 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t c = lo; c < hi; ++c) {
+      const int64_t b = c * kChunk, e = std::min(n, b + kChunk);
+      double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+      int64_t i = b;
+      for (; i + 8 <= e; i += 8)
+        for (int l = 0; l < 8; ++l) acc[l] += double(d[i + l]) * double(d[i + l]);
+      for (; i < e; ++i) acc[0] += double(d[i]) * double(d[i]);
+      part[size_t(c)] = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+    }
+  });
+  double total = 0;
+  for (double p : part) total += p;
+  return total;
+}
+
+// out = g * s (a private buffer: the gradient may be shared with a graph temporary).
+template <class T>
+void scaled_copy(const T* g, T* out, int64_t n, double s) {
+  parallel_for(0, n, 1 << 15, [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i) out[i] = T(double(g[i]) * s);
+  });
+}
+}  // namespace
+
 double clip_grad_norm(const std::vector<Tensor>& params, double max_norm) {
   NoGrad ng;
   double total = 0;
@@ -246,14 +281,7 @@ double clip_grad_norm(const std::vector<Tensor>& params, double max_norm) {
       g = g.to(p.dtype()).contiguous();
       p.set_grad(g);
     }
-    int64_t n = g.numel();
-    if (g.dtype() == DType::F32) {
-      const float* d = g.data<float>();
-      for (int64_t i = 0; i < n; ++i) total += double(d[i]) * double(d[i]);
-    } else {
-      const double* d = g.data<double>();
-      for (int64_t i = 0; i < n; ++i) total += d[i] * d[i];
-    }
+    total += g.dtype() == DType::F32 ? sum_squares(g.data<float>(), g.numel()) : sum_squares(g.data<double>(), g.numel());
   }
   double norm = std::sqrt(total);
   if (norm > max_norm && norm > 0) {
@@ -261,17 +289,9 @@ double clip_grad_norm(const std::vector<Tensor>& params, double max_norm) {
     for (const auto& p : params) {
       Tensor g = p.grad();
       if (!g.defined()) continue;
-      // The gradient buffer may be shared with a graph temporary; scale a private copy.
       Tensor out = Tensor::empty(g.shape(), g.dtype());
-      copy_into(out, g);
-      int64_t n = out.numel();
-      if (out.dtype() == DType::F32) {
-        float* d = out.data<float>();
-        for (int64_t i = 0; i < n; ++i) d[i] = float(double(d[i]) * s);
-      } else {
-        double* d = out.data<double>();
-        for (int64_t i = 0; i < n; ++i) d[i] *= s;
-      }
+      if (g.dtype() == DType::F32) scaled_copy(g.data<float>(), out.data<float>(), g.numel(), s);
+      else scaled_copy(g.data<double>(), out.data<double>(), g.numel(), s);
       p.set_grad(out);
     }
   }

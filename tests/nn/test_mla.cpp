@@ -8,6 +8,7 @@
 #include "lmlab/autograd/gradcheck.h"
 #include "lmlab/core/node.h"
 #include "lmlab/nn/mla.h"
+#include "lmlab/ops/cpu/attention_kernels.h"
 #include "lmlab/ops/join.h"
 
 using namespace lmlab;
@@ -92,6 +93,40 @@ TEST(MLA, PrefillThenAbsorbedDecodeEqualsFullForward) {
     a.forward(x.narrow(1, 0, 8), 0, &c2);
     auto r2 = compare("expanded cached", a.forward(x.narrow(1, 8, 1), 8, &c2), full.narrow(1, 8, 1), 1e-5, 1e-4);
     EXPECT_TRUE(r2.ok) << r2.message;
+  }
+}
+
+// The absorbed decode reads the shared latent once for all heads (the grouped decoding kernel, keys
+// split over ranges and merged): over a long cache and 8 heads, step by step, it gives what the
+// expanded path (per-head keys and values from kv_b_proj) gives from the same cache.
+TEST(MLA, LongCacheAbsorbedDecodeMatchesExpanded) {
+  Generator gen(6);
+  MLAConfig c = tiny(0, 4);
+  c.n_heads = 8;
+  c.absorb = MLAConfig::Absorb::Never;
+  MLAttention a(c, gen, 0.2, 0.2);
+  NoGrad ng;
+  const int64_t P = 300, steps = 3;
+  Tensor x = Tensor::randn({1, P + steps, 24}, gen);
+  MLACache ce, ca;
+  a.forward(x.narrow(1, 0, P), 0, &ce);
+  a.forward(x.narrow(1, 0, P), 0, &ca);
+  for (int64_t splits : {0, 3}) {
+    for (int64_t t = P; t < P + steps; ++t) {
+      a.cfg.absorb = MLAConfig::Absorb::Never;
+      Tensor want = a.forward(x.narrow(1, t, 1), t, &ce);
+      a.cfg.absorb = MLAConfig::Absorb::Always;
+      Tensor got;
+      {
+        cpu::ScopedAttentionBlocks sb({64, 32, splits});
+        got = a.forward(x.narrow(1, t, 1), t, &ca);
+      }
+      auto r = compare("absorbed decode step " + std::to_string(t) + " splits " + std::to_string(splits), got, want,
+                       1e-5, 1e-4);
+      EXPECT_TRUE(r.ok) << r.message;
+    }
+    ce.truncate(P);
+    ca.truncate(P);
   }
 }
 

@@ -101,3 +101,32 @@ TEST(ClipGradNorm, ScalesToMaxNorm) {
   auto g = a.grad().to_vector<float>();
   EXPECT_NEAR(std::sqrt(g[0] * g[0] + g[1] * g[1]), 1.0, 1e-5);
 }
+
+// Many parameters over several reduction chunks (and odd sizes for the 8-lane tails), f32 and f64:
+// the norm equals a plain double sum, every gradient is scaled by max_norm / norm.
+TEST(ClipGradNorm, LargeGradientsMatchPlainSum) {
+  Generator gen(5);
+  for (DType dt : {DType::F32, DType::F64}) {
+    std::vector<Tensor> ps;
+    std::vector<std::vector<double>> before;
+    double want = 0;
+    for (int64_t n : {200003, 13, 70000}) {
+      Tensor p = Tensor::zeros({n}, dt).set_requires_grad();
+      Tensor g = Tensor::randn({n}, gen, dt);
+      p.set_grad(g);
+      std::vector<double> v = g.to(DType::F64).to_vector<double>();
+      for (double x : v) want += x * x;
+      before.push_back(v);
+      ps.push_back(p);
+    }
+    want = std::sqrt(want);
+    double n = clip_grad_norm(ps, 1.0);
+    EXPECT_NEAR(n, want, 1e-9 * want);
+    double s = 1.0 / (want + 1e-6);
+    for (size_t i = 0; i < ps.size(); ++i) {
+      std::vector<double> after = ps[i].grad().to(DType::F64).to_vector<double>();
+      ASSERT_EQ(after.size(), before[i].size());
+      for (size_t j = 0; j < after.size(); j += 997) EXPECT_NEAR(after[j], before[i][j] * s, 1e-6 * std::abs(before[i][j] * s) + 1e-12);
+    }
+  }
+}

@@ -32,7 +32,8 @@ struct AttentionParams {
 };
 
 // Tile sizes. q: query rows per tile, k: key rows per tile, splits: key-block groups per kv head
-// in the backward (0 = choose from the thread count). Parameters so tests can force small tiles.
+// in the backward and in the grouped decoding kernel (0 = choose from the thread count). Parameters
+// so tests can force small tiles and several splits.
 constexpr int64_t kAttnBlockQ = 64;
 constexpr int64_t kAttnBlockK = 64;
 struct AttentionBlocks {
@@ -55,10 +56,13 @@ class ScopedAttentionBlocks {
   AttentionBlocks prev_;
 };
 
-// Decoding kernel (ops/cpu/attention_decode.cpp): a few f32 query rows over strided cache views,
-// without copying them; inference only (no lse, no backward).
+// Decoding kernels (ops/cpu/attention_decode.cpp): a few f32 query rows over strided cache views,
+// without copying them; inference only (no lse, no backward). Query heads that share a kv head are
+// handled together (each cached row read once per call); `blocks.k` is their key tile and
+// `blocks.splits` the number of key ranges per kv head (0 = from the thread count).
 bool attention_decode_supported(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionParams& p);
-Tensor attention_decode_forward(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionParams& p);
+Tensor attention_decode_forward(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionParams& p,
+                                const AttentionBlocks& blocks = {});
 
 // Records the scratch of the latest forward/backward (read by attention_last_workspace_bytes()).
 void set_attention_workspace_bytes(size_t bytes);
