@@ -7,6 +7,8 @@
 // From kDenseMinRows rows on, panels of weight rows are dequantized to bf16 and multiplied by
 // oneDNN (AMX): measured faster there (numbers below). Dense weights: f32 on OpenBLAS, bf16 on
 // oneDNN (M > 1), f16 through f32 panels and sgemm (M > 1); M = 1 on a widening dot kernel.
+// The dot-product kernels come from the fastest set this CPU runs (AVX-512 VNNI > AVX2 > portable,
+// checked once at run time; LMLAB_QGEMM_ISA or qgemm_force_isa pick another).
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
