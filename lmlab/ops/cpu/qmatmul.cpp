@@ -9,6 +9,8 @@
 // oneDNN (M > 1), f16 through f32 panels and sgemm (M > 1); M = 1 on a widening dot kernel. Where
 // oneDNN has no bf16 matmul (cpu::bf16_gemm_path(), e.g. AVX2 CPUs), every bf16 panel path above
 // uses f32 panels and sgemm instead (memory stays bounded by the panel, never a widened matrix).
+// The dot-product kernels come from the fastest set this CPU runs (AVX-512 VNNI > AVX2 > portable,
+// checked once at run time; LMLAB_QGEMM_ISA or qgemm_force_isa pick another).
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>

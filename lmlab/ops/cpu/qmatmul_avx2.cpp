@@ -54,8 +54,8 @@ inline __m256i ones16() { return _mm256_set1_epi16(1); }
 
 // ---- Q8_0 / Q4_0 (blocks of 32, one 256-bit vector each) ----
 // Decoding streams every weight once from memory; the prefetch runs this far ahead (rows are
-// contiguous, so it runs into the next rows). bench_qmatmul decode_cold, 2 threads, GB/s by distance
-// (see docs/BENCHMARKS.md for the measurement): the AVX-512 file's 6144 is also right here.
+// contiguous, so it runs into the next rows). The distance measured best for the AVX-512 kernels
+// (qmatmul_avx512.cpp); not tuned separately for AVX2.
 constexpr int kPrefetchBytes = 6144;
 
 // Q8_0 against one activation row (decoding): two blocks per step into two accumulators, so the
