@@ -363,6 +363,20 @@ Tokenizer TokenizerJson::read(std::string_view text, const std::string& source) 
       }
     }
 
+    // Id tables are sized by the largest id: it must stay within reach of the tokens the file lists
+    // (a dense vocabulary's largest id is its size - 1; this leaves room for holes), or a
+    // three-token file could ask for tables of 2^31 entries.
+    {
+      const int64_t listed = int64_t(vocab.size() + added.size()), bound = 2 * listed + 256;
+      for (const auto& [tok, id] : vocab)
+        if (id >= bound)
+          r.fail("model.vocab['" + tok + "']", str_cat("id ", id, " is far beyond the ", listed,
+                                                       " tokens the file lists (ids must be below ", bound, ")"));
+      for (size_t i = 0; i < added.size(); ++i)
+        if (added[i].id >= bound)
+          r.fail(str_cat("added_tokens[", i, "].id"), str_cat("id ", added[i].id, " is far beyond the ", listed,
+                                                              " tokens the file lists (ids must be below ", bound, ")"));
+    }
     std::vector<int32_t> prefix, suffix;
     read_post_processor(r, section("post_processor"), "post_processor", prefix, suffix);
     auto finish = [&](Tokenizer t) {
