@@ -24,20 +24,24 @@ asan:
 	cmake -S . -B build-asan -G Ninja $(ASAN_CMAKE_FLAGS) $(CMAKE_FLAGS) >/dev/null
 	cmake --build build-asan -j $(JOBS) --target test_core test_ops test_autograd
 
-FUZZ_SECONDS ?= 20
-FUZZ_TARGETS := fuzz_safetensors fuzz_safetensors_index fuzz_gguf
+# target:seconds. FUZZ_SECONDS=N runs every target for N seconds instead.
+FUZZ_SECONDS ?=
+FUZZ_TARGETS := fuzz_safetensors:20 fuzz_safetensors_index:20 fuzz_gguf:20 fuzz_tokenizer_json:15 \
+  fuzz_tokenizer_config:10 fuzz_hf_config:15 fuzz_train_config:10
 
-# libFuzzer (clang) over the file parsers, FUZZ_SECONDS each, from seeds the build writes plus the
-# committed regression inputs in fuzz/corpus/<target>/; any crash, sanitizer report, leak or
-# timeout fails the target (the reproducer is left as build-fuzz/crash-*).
-fuzz: deps
-	@if [ ! -f build-fuzz/build.ninja ]; then CC=clang CXX=clang++ cmake -S fuzz -B build-fuzz -G Ninja; fi
+# libFuzzer (clang) over the file parsers, each for its seconds, from seeds the build writes plus the
+# committed regression inputs in fuzz/corpus/<target>/; any crash, sanitizer report, leak, timeout
+# or single allocation over the RSS limit fails the target (the reproducer is left as
+# build-fuzz/crash-* or oom-*).
+fuzz: deps build
+	@if [ ! -f build-fuzz/build.ninja ]; then CC=clang CXX=clang++ cmake -S fuzz -B build-fuzz -G Ninja -DLMLAB_BUILD_DIR=$(abspath $(BUILD)); fi
 	cmake --build build-fuzz -j $(JOBS)
 	build-fuzz/fuzz_seeds build-fuzz/corpus
-	@set -e; for t in $(FUZZ_TARGETS); do \
-	  echo "[fuzz] $$t for $(FUZZ_SECONDS) s"; \
+	@set -e; for spec in $(FUZZ_TARGETS); do \
+	  t=$${spec%%:*}; s=$${spec##*:}; [ -n "$(FUZZ_SECONDS)" ] && s=$(FUZZ_SECONDS); \
+	  echo "[fuzz] $$t for $$s s"; \
 	  extra=""; [ -d fuzz/corpus/$$t ] && extra="fuzz/corpus/$$t"; \
-	  (cd build-fuzz && ./$$t -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
+	  (cd build-fuzz && ./$$t -max_total_time=$$s -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
 	    -dict=../fuzz/$$t.dict corpus/$$t $${extra:+../$$extra}) > build-fuzz/$$t.log 2>&1 \
 	    || { tail -n 60 build-fuzz/$$t.log; echo "[fuzz] $$t FAILED (log: build-fuzz/$$t.log)"; exit 1; }; \
 	  grep -E "^stat::number_of_executed_units|^Done" build-fuzz/$$t.log | tr '\n' ' '; echo; \

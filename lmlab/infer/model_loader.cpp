@@ -7,6 +7,7 @@
 
 #include "lmlab/io/hf.h"
 #include "lmlab/models/gguf_model.h"
+#include "lmlab/models/model_check.h"
 #include "lmlab/models/stored_weights.h"
 
 namespace fs = std::filesystem;
@@ -42,13 +43,21 @@ LoadedModel load_model(const std::string& path, const ModelLoadOptions& opt) {
     return lm;
   }
   lm.folder = resolve_model_folder(path);
-  HfFolder hf = HfFolder::open(lm.folder);  // config.json, weights (single or sharded), tokenizer files
-  TransformerConfig cfg = TransformerConfig::from_json(hf.config_json, hf.config_path);
+  LoadedModel hf = load_hf_model(HfFolder::open(lm.folder), opt);  // config.json, weights, tokenizer files
+  hf.folder = lm.folder;
+  return hf;
+}
+
+LoadedModel load_hf_model(const HfFolder& hf, const ModelLoadOptions& opt) {
+  LoadedModel lm;
+  lm.folder = hf.folder;
+  const std::string& wpath = hf.weights.source();
+  // Checked against the tensor headers before anything is allocated.
+  TransformerConfig cfg = config_for_weights(hf.config_json, hf.config_path, tensor_shapes(hf.weights), wpath);
   {
     SkipInit skip;  // every value is loaded below
     lm.model = std::make_unique<Transformer>(cfg);
   }
-  const std::string& wpath = hf.weights.source();
   std::map<std::string, Tensor> sd;
   for (const auto& n : hf.weights.names()) sd[n] = hf.weights.get(n);  // zero-copy views of the mapping
   if (cfg.tie_word_embeddings) sd.erase("lm_head.weight");  // some HF exports keep the tied copy
@@ -62,10 +71,11 @@ LoadedModel load_model(const std::string& path, const ModelLoadOptions& opt) {
   lm.model->train(false);
   if (hf.tokenizer_json) {
     lm.tokenizer = std::make_unique<Tokenizer>(Tokenizer::from_file(*hf.tokenizer_json));
-    if (!lm.tokenizer->eos_id() && cfg.eos_token_id >= 0) lm.tokenizer->set_eos_id(int32_t(cfg.eos_token_id));
+    if (!lm.tokenizer->eos_id() && cfg.eos_token_id >= 0 && cfg.eos_token_id < lm.tokenizer->vocab_size())
+      lm.tokenizer->set_eos_id(int32_t(cfg.eos_token_id));
   }
-  lm.generation = std::move(hf.generation);
-  lm.tokenizer_config = std::move(hf.tokenizer_config);
+  lm.generation = hf.generation;
+  lm.tokenizer_config = hf.tokenizer_config;
   return lm;
 }
 

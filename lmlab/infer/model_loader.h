@@ -31,5 +31,9 @@ struct ModelLoadOptions {
   bool keep_stored_precision = true;
 };
 LoadedModel load_model(const std::string& path, const ModelLoadOptions& opt = {});
+// The model of an opened HF-layout folder (load_model's path for folders): config.json is checked
+// against the weights' tensor headers (models/model_check.h) before the model is built, so a size
+// the weights do not hold is a ConfigError naming the field, not an allocation.
+LoadedModel load_hf_model(const HfFolder& hf, const ModelLoadOptions& opt = {});
 
 }  // namespace lmlab

@@ -14,10 +14,15 @@
 
 namespace lmlab::exp {
 
-// j[k] as T, or `d` when the key is absent.
+// j[k] as T, or `d` when the key is absent; ConfigError naming the key when it has another type.
 template <class T>
 T json_or(const nlohmann::json& j, const char* k, T d) {
-  return j.contains(k) ? j[k].get<T>() : d;
+  if (!j.contains(k)) return d;
+  try {
+    return j[k].get<T>();
+  } catch (const nlohmann::json::exception&) {
+    throw ConfigError(str_cat("[exp] setting '", k, "' has the wrong type: ", j[k].dump()));
+  }
 }
 
 // Fixed-point text of v with `prec` decimals; "n/a" for NaN / Inf.

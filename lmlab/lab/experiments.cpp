@@ -22,11 +22,23 @@ const std::map<std::string, Kind>& kinds() {
 }
 
 nlohmann::json load_spec(const std::string& path) {
+  nlohmann::json j;
   try {
-    return nlohmann::json::parse(read_text_file(path));
+    j = nlohmann::json::parse(read_text_file(path));
   } catch (const nlohmann::json::exception& e) {
     throw FormatError(str_cat("[exp] '", path, "' is not valid JSON: ", e.what()));
   }
+  LMLAB_CHECK(j.is_object(), ConfigError, "[exp] '", path, "' must be a JSON object, got ", j.type_name());
+  for (const char* k : {"kind", "description", "claim", "paper"})
+    LMLAB_CHECK(!j.contains(k) || j[k].is_string(), ConfigError, "[exp] '", path, "' field '", k,
+                "' must be a string, got ", j[k].dump());
+  LMLAB_CHECK(!j.contains("scales") || j["scales"].is_object(), ConfigError, "[exp] '", path,
+              "' field 'scales' must be an object of scale name -> settings");
+  if (j.contains("scales"))
+    for (auto it = j["scales"].begin(); it != j["scales"].end(); ++it)
+      LMLAB_CHECK(it.value().is_object(), ConfigError, "[exp] '", path, "' scale '", it.key(),
+                  "' must be an object of settings");
+  return j;
 }
 }  // namespace
 

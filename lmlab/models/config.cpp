@@ -7,7 +7,9 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "lmlab/models/model_check.h"
 #include "lmlab/models/transformer.h"
+#include "lmlab/ops/rope.h"
 
 namespace lmlab {
 
@@ -104,10 +106,55 @@ MoEConfig TransformerConfig::moe_config() const {
   return m;
 }
 
+namespace {
+// Upper bounds on the sizes a config may give (far above any published model): they keep every size
+// product inside int64 and every loop over layers short, before anything is allocated. What the
+// weights hold bounds a loaded model further (model_check.h).
+constexpr int64_t kMaxDim = int64_t(1) << 20;        // hidden, intermediate and head sizes, ranks
+constexpr int64_t kMaxVocab = int64_t(1) << 24;
+constexpr int64_t kMaxLayers = int64_t(1) << 14;
+constexpr int64_t kMaxHeads = int64_t(1) << 14;
+constexpr int64_t kMaxExperts = int64_t(1) << 16;
+constexpr int64_t kMaxPositions = (int64_t(1) << 31) - 1;
+constexpr int64_t kMaxConvKernel = 1024;
+
+void check_limit(int64_t v, int64_t limit, const char* field) {
+  LMLAB_CHECK(v <= limit, ConfigError, "[config] ", field, " = ", v, " is above lmlab's limit of ", limit);
+}
+}  // namespace
+
+void check_config_limits(const TransformerConfig& c) {
+  check_limit(c.vocab_size, kMaxVocab, "vocab_size");
+  check_limit(c.hidden_size, kMaxDim, "hidden_size");
+  check_limit(c.intermediate_size, kMaxDim, "intermediate_size");
+  check_limit(c.num_hidden_layers, kMaxLayers, "num_hidden_layers");
+  check_limit(c.num_attention_heads, kMaxHeads, "num_attention_heads");
+  check_limit(c.num_key_value_heads, kMaxHeads, "num_key_value_heads");
+  check_limit(c.head_dim, kMaxDim, "head_dim");
+  check_limit(c.max_position_embeddings, kMaxPositions, "max_position_embeddings");
+  check_limit(c.sliding_window, kMaxPositions, "sliding_window");
+  check_limit(c.num_experts, kMaxExperts, "num_experts");
+  check_limit(c.num_experts_per_tok, kMaxExperts, "num_experts_per_tok");
+  check_limit(c.moe_intermediate_size, kMaxDim, "moe_intermediate_size");
+  check_limit(c.n_shared_experts, kMaxExperts, "n_shared_experts");
+  check_limit(int64_t(c.layer_pattern.size()), kMaxLayers, "the length of layer_pattern");
+  check_limit(int64_t(c.mlp_only_layers.size()), kMaxLayers, "the length of mlp_only_layers");
+  check_limit(c.linear_num_heads, kMaxHeads, "linear_attn_config.num_heads");
+  check_limit(c.linear_head_dim, kMaxDim, "linear_attn_config.head_dim");
+  check_limit(c.short_conv_kernel_size, kMaxConvKernel, "linear_attn_config.short_conv_kernel_size");
+  check_limit(c.q_lora_rank, kMaxDim, "q_lora_rank");
+  check_limit(c.kv_lora_rank, kMaxDim, "kv_lora_rank");
+  check_limit(c.qk_nope_head_dim, kMaxDim, "qk_nope_head_dim");
+  check_limit(c.qk_rope_head_dim, kMaxDim, "qk_rope_head_dim");
+  check_limit(c.v_head_dim, kMaxDim, "v_head_dim");
+  check_limit(int64_t(c.rope_scaling.freq_factors.size()), kMaxDim, "the length of rope_freq_factors");
+}
+
 void TransformerConfig::validate() const {
   auto pos = [](int64_t v, const char* f) {
     LMLAB_CHECK(v > 0, ConfigError, "[config] ", f, " must be positive, got ", v);
   };
+  check_config_limits(*this);
   const auto& archs = supported_architectures();
   LMLAB_CHECK(std::find(archs.begin(), archs.end(), architecture) != archs.end(), ConfigError,
               "[config] architecture '", architecture, "' is not supported (supported: ", supported_list(), ")");
@@ -133,6 +180,15 @@ void TransformerConfig::validate() const {
     for (double v : rope_scaling.freq_factors)
       LMLAB_CHECK(std::isfinite(v) && v > 0, ConfigError, "[config] rope_freq_factors must be finite and positive, got ",
                   v);
+  }
+  {
+    // theta and rope_scaling as the rotary embedding will read them (factor, llama3 / yarn parameters)
+    RopeConfig r;
+    r.head_dim = qk_rope_head_dim > 0 ? qk_rope_head_dim : resolved_head_dim();
+    r.theta = rope_theta;
+    r.scaling = rope_scaling;
+    (void)rope_freq_factors(r);
+    (void)rope_attention_factor(r);
   }
   LMLAB_CHECK(sliding_window >= 0, ConfigError, "[config] sliding_window must be >= 0, got ", sliding_window);
   LMLAB_CHECK(initializer_range > 0, ConfigError, "[config] initializer_range must be positive, got ",
@@ -192,9 +248,13 @@ void TransformerConfig::validate() const {
                 ") must not exceed num_experts (", num_experts, ")");
     pos(moe_intermediate_size, "moe_intermediate_size");
     pos(decoder_sparse_step, "decoder_sparse_step");
-    for (int64_t l : mlp_only_layers)
+    std::vector<char> listed(size_t(num_hidden_layers), 0);
+    for (int64_t l : mlp_only_layers) {
       LMLAB_CHECK(l >= 0 && l < num_hidden_layers, ConfigError, "[config] mlp_only_layers entry ", l,
                   " is not a layer index in [0, ", num_hidden_layers, ")");
+      LMLAB_CHECK(!listed[size_t(l)], ConfigError, "[config] mlp_only_layers lists layer ", l, " twice");
+      listed[size_t(l)] = 1;
+    }
     LMLAB_CHECK(scoring_func == "softmax" || scoring_func == "sigmoid", ConfigError, "[config] scoring_func '",
                 scoring_func, "' is not supported (expected softmax or sigmoid)");
     LMLAB_CHECK(n_shared_experts >= 0, ConfigError, "[config] n_shared_experts must be >= 0, got ", n_shared_experts);
@@ -205,7 +265,7 @@ void TransformerConfig::validate() const {
     LMLAB_CHECK(!moe_router_bias_in_weights || scoring_func == "sigmoid", ConfigError,
                 "[config] moe_router_bias_in_weights needs the sigmoid router (scoring_func / "
                 "moe_router_activation_func 'sigmoid', got '", scoring_func, "')");
-    for (int64_t l = 0; l < num_hidden_layers; ++l) any_dense |= !is_moe_layer(l);
+    for (int64_t l = 0; l < num_hidden_layers && !any_dense; ++l) any_dense = listed[size_t(l)] || !is_moe_layer(l);
   } else {
     any_dense = true;
   }
@@ -330,7 +390,7 @@ std::string TransformerConfig::to_json() const {
   return j.dump(2) + "\n";
 }
 
-TransformerConfig TransformerConfig::from_json(const std::string& text, const std::string& source) {
+TransformerConfig parse_config_json(const std::string& text, const std::string& source) {
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(text);
@@ -346,6 +406,8 @@ TransformerConfig TransformerConfig::from_json(const std::string& text, const st
     }
     LMLAB_CHECK(j[f].is_number_integer(), ConfigError, "[config] '", source, "' field '", f,
                 "' must be an integer, got ", j[f].dump());
+    LMLAB_CHECK(!j[f].is_number_unsigned() || j[f].get<uint64_t>() <= uint64_t(INT64_MAX), ConfigError, "[config] '",
+                source, "' field '", f, "' = ", j[f].dump(), " does not fit in an int64");
     dst = j[f].get<int64_t>();
   };
   auto get_num = [&](const char* f, double& dst) {
@@ -358,7 +420,7 @@ TransformerConfig TransformerConfig::from_json(const std::string& text, const st
     LMLAB_CHECK(j["architectures"].is_array() && !j["architectures"].empty() && j["architectures"][0].is_string(),
                 ConfigError, "[config] '", source, "' field 'architectures' must be a list of names");
     c.architecture = j["architectures"][0].get<std::string>();
-    const auto& archs = supported_architectures();
+    const auto& archs = TransformerConfig::supported_architectures();
     LMLAB_CHECK(std::find(archs.begin(), archs.end(), c.architecture) != archs.end(), ConfigError, "[config] '",
                 source, "' architecture '", c.architecture, "' is not supported (supported: ", supported_list(), ")");
   }
@@ -389,8 +451,16 @@ TransformerConfig TransformerConfig::from_json(const std::string& text, const st
                     c.num_hidden_layers, " layers)");
     }
   }
-  if (j.contains("bos_token_id") && j["bos_token_id"].is_number_integer()) c.bos_token_id = j["bos_token_id"];
-  if (j.contains("eos_token_id") && j["eos_token_id"].is_number_integer()) c.eos_token_id = j["eos_token_id"];
+  // A token id outside int32 is no token (a list, as Llama 3 writes eos_token_id, is left to the tokenizer).
+  auto token_id = [&](const char* f, int64_t& dst) {
+    if (j.contains(f) && j[f].is_number_integer() && !j[f].is_number_unsigned() && j[f].get<int64_t>() >= 0 &&
+        j[f].get<int64_t>() <= INT32_MAX)
+      dst = j[f].get<int64_t>();
+    else if (j.contains(f) && j[f].is_number_unsigned() && j[f].get<uint64_t>() <= uint64_t(INT32_MAX))
+      dst = int64_t(j[f].get<uint64_t>());
+  };
+  token_id("bos_token_id", c.bos_token_id);
+  token_id("eos_token_id", c.eos_token_id);
   if (j.contains("tie_word_embeddings")) {
     LMLAB_CHECK(j["tie_word_embeddings"].is_boolean(), ConfigError, "[config] '", source,
                 "' field 'tie_word_embeddings' must be true or false");
@@ -476,8 +546,9 @@ TransformerConfig TransformerConfig::from_json(const std::string& text, const st
     LMLAB_CHECK(la.is_object(), ConfigError, "[config] '", source, "' field 'linear_attn_config' must be an object");
     auto la_int = [&](const char* f, int64_t& dst) {
       if (!la.contains(f) || la[f].is_null()) return;
-      LMLAB_CHECK(la[f].is_number_integer(), ConfigError, "[config] '", source, "' field 'linear_attn_config.", f,
-                  "' must be an integer, got ", la[f].dump());
+      LMLAB_CHECK(la[f].is_number_integer() && (!la[f].is_number_unsigned() || la[f].get<uint64_t>() <= uint64_t(INT64_MAX)),
+                  ConfigError, "[config] '", source, "' field 'linear_attn_config.", f, "' must be an int64, got ",
+                  la[f].dump());
       dst = la[f].get<int64_t>();
     };
     la_int("num_heads", c.linear_num_heads);
@@ -486,18 +557,26 @@ TransformerConfig TransformerConfig::from_json(const std::string& text, const st
     if (c.layer_pattern.empty()) {
       int64_t base = 1;  // Kimi lists 1-based layer numbers; some derived configs say kda_layer_index_base 0
       la_int("kda_layer_index_base", base);
-      std::string pat(size_t(std::max<int64_t>(c.num_hidden_layers, 0)), '?');
+      LMLAB_CHECK(base == 0 || base == 1, ConfigError, "[config] '", source,
+                  "' linear_attn_config.kda_layer_index_base must be 0 or 1, got ", base);
+      LMLAB_CHECK(c.num_hidden_layers >= 0, ConfigError, "[config] '", source, "' num_hidden_layers must be positive, got ",
+                  c.num_hidden_layers);
+      check_config_limits(c);  // before a string of num_hidden_layers letters is made
+      std::string pat(size_t(c.num_hidden_layers), '?');
       auto mark = [&](const char* f, char letter) {
         LMLAB_CHECK(la.contains(f) && la[f].is_array(), ConfigError, "[config] '", source, "' field 'linear_attn_config.",
                     f, "' must be a list of layer numbers");
         for (const auto& v : la[f]) {
           LMLAB_CHECK(v.is_number_integer(), ConfigError, "[config] '", source, "' linear_attn_config.", f,
                       " must hold integers, got ", v.dump());
-          int64_t i = v.get<int64_t>() - base;
-          LMLAB_CHECK(i >= 0 && i < c.num_hidden_layers, ConfigError, "[config] '", source, "' linear_attn_config.", f,
-                      " entry ", v.get<int64_t>(), " is not a layer number in [", base, ", ", c.num_hidden_layers + base,
-                      ")");
-          LMLAB_CHECK(pat[size_t(i)] == '?', ConfigError, "[config] '", source, "' layer ", v.get<int64_t>(),
+          const bool in_range = v.is_number_unsigned()
+                                    ? v.get<uint64_t>() >= uint64_t(base) &&
+                                          v.get<uint64_t>() < uint64_t(c.num_hidden_layers + base)
+                                    : v.get<int64_t>() >= base && v.get<int64_t>() < c.num_hidden_layers + base;
+          LMLAB_CHECK(in_range, ConfigError, "[config] '", source, "' linear_attn_config.", f, " entry ", v.dump(),
+                      " is not a layer number in [", base, ", ", c.num_hidden_layers + base, ")");
+          const int64_t i = v.get<int64_t>() - base;
+          LMLAB_CHECK(pat[size_t(i)] == '?', ConfigError, "[config] '", source, "' layer ", v.dump(),
                       " is listed twice in linear_attn_config.kda_layers / full_attn_layers");
           pat[size_t(i)] = letter;
         }
@@ -520,9 +599,10 @@ TransformerConfig TransformerConfig::from_json(const std::string& text, const st
   if (j.contains("rope_scaling") && !j["rope_scaling"].is_null()) {
     const auto& r = j["rope_scaling"];
     LMLAB_CHECK(r.is_object(), ConfigError, "[config] '", source, "' field 'rope_scaling' must be an object or null");
-    std::string type = r.contains("rope_type") ? r["rope_type"].get<std::string>()
-                       : r.contains("type")    ? r["type"].get<std::string>()
-                                               : "";
+    const char* type_key = r.contains("rope_type") ? "rope_type" : r.contains("type") ? "type" : nullptr;
+    LMLAB_CHECK(!type_key || r[type_key].is_string(), ConfigError, "[config] '", source, "' field 'rope_scaling.",
+                type_key ? type_key : "", "' must be a string, got ", type_key ? r[type_key].dump() : "");
+    std::string type = type_key ? r[type_key].get<std::string>() : "";
     auto num = [&](const char* f, double& dst) {
       if (r.contains(f) && r[f].is_number()) dst = r[f].get<double>();
     };
@@ -564,6 +644,11 @@ TransformerConfig TransformerConfig::from_json(const std::string& text, const st
       c.rope_scaling.freq_factors.push_back(v.get<double>());
     }
   }
+  return c;
+}
+
+TransformerConfig TransformerConfig::from_json(const std::string& text, const std::string& source) {
+  TransformerConfig c = parse_config_json(text, source);
   c.validate();
   return c;
 }

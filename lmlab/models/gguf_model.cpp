@@ -16,6 +16,7 @@
 #include "lmlab/io/safetensors.h"
 #include "lmlab/ops/join.h"
 #include "lmlab/models/gguf_tokenizer.h"
+#include "lmlab/models/model_check.h"
 #include "lmlab/models/stored_weights.h"
 
 namespace fs = std::filesystem;
@@ -274,8 +275,14 @@ TransformerConfig gguf_model_config(const GgufFile& f) {
   TransformerConfig cfg;
   cfg.architecture = hf_arch_of_gguf(arch, f.path());
   auto key = [&](const char* k) { return arch + "." + k; };
+  TensorShapes shapes;
+  for (const auto& ti : f.tensors()) shapes.emplace(ti.name, ti.shape);
   cfg.hidden_size = f.get_int(key("embedding_length"));
   cfg.num_hidden_layers = f.get_int(key("block_count"));
+  // The sizes the metadata gives are held to the tensors the file has, before anything loops over
+  // layers or allocates (the rest once the config is valid, below).
+  check_layer_count(cfg.num_hidden_layers, layer_indices(shapes, "blk."), "blk.", key("block_count"), f.path(),
+                    f.path());
   cfg.intermediate_size = f.has(key("feed_forward_length")) ? f.get_int(key("feed_forward_length")) : 0;
   cfg.num_attention_heads = f.get_int(key("attention.head_count"));
   cfg.num_key_value_heads =
@@ -289,7 +296,10 @@ TransformerConfig gguf_model_config(const GgufFile& f) {
   } else {
     LMLAB_CHECK(f.contains("token_embd.weight"), FormatError, "[gguf] '", f.path(),
                 "': missing tensor 'token_embd.weight' (and no ", key("vocab_size"), ")");
-    cfg.vocab_size = f.info("token_embd.weight").shape.at(0);
+    const Shape& e = f.info("token_embd.weight").shape;
+    LMLAB_CHECK(e.size() == 2, FormatError, "[gguf] '", f.path(), "': tensor 'token_embd.weight' has shape ",
+                shape_str(e), ", expected [vocab, embedding_length]");
+    cfg.vocab_size = e[0];
   }
   if (f.has(key("rope.scaling.type"))) {
     const std::string& t = f.get_string(key("rope.scaling.type"));
@@ -308,6 +318,8 @@ TransformerConfig gguf_model_config(const GgufFile& f) {
                   "' (supported: none, linear, yarn)");
     }
   }
+  LMLAB_CHECK(cfg.num_attention_heads > 0, FormatError, "[gguf] '", f.path(), "': ", key("attention.head_count"),
+              " must be positive, got ", cfg.num_attention_heads);
   if (f.contains("rope_freqs.weight")) read_rope_freqs(f, arch, cfg);
   if (arch == "qwen3moe") {
     cfg.num_experts = f.get_int(key("expert_count"));
@@ -323,13 +335,27 @@ TransformerConfig gguf_model_config(const GgufFile& f) {
   }
   cfg.attention_bias = f.contains("blk.0.attn_q.bias");
   cfg.tie_word_embeddings = !f.contains("output.weight");
-  if (f.has("tokenizer.ggml.bos_token_id")) cfg.bos_token_id = f.get_int("tokenizer.ggml.bos_token_id");
-  if (f.has("tokenizer.ggml.eos_token_id")) cfg.eos_token_id = f.get_int("tokenizer.ggml.eos_token_id");
+  // a token id outside int32 is no token
+  for (auto [k, dst] : {std::pair{"tokenizer.ggml.bos_token_id", &cfg.bos_token_id},
+                        std::pair{"tokenizer.ggml.eos_token_id", &cfg.eos_token_id}})
+    if (f.has(k) && f.get_int(k) >= 0 && f.get_int(k) <= INT32_MAX) *dst = f.get_int(k);
   try {
     cfg.validate();
   } catch (const Error& e) {
     throw FormatError(str_cat("[gguf] '", f.path(), "': invalid ", arch, " metadata: ", e.what()));
   }
+  if (f.contains("token_embd.weight")) {
+    const Shape& e = f.info("token_embd.weight").shape;
+    LMLAB_CHECK(e == (Shape{cfg.vocab_size, cfg.hidden_size}), FormatError, "[gguf] '", f.path(), "': ",
+                key("vocab_size"), " = ", cfg.vocab_size, " and ", key("embedding_length"), " = ", cfg.hidden_size,
+                " do not match tensor 'token_embd.weight' of shape ", shape_str(e));
+  }
+  const int64_t need = model_state_numel(cfg), have = total_numel(shapes);
+  LMLAB_CHECK(need <= value_bound(have), FormatError, "[gguf] '", f.path(), "': the ", arch, " metadata describes a model of ", need,
+              " values (", key("block_count"), " ", cfg.num_hidden_layers, ", ", key("embedding_length"), " ",
+              cfg.hidden_size, ", ", key("feed_forward_length"), " ", cfg.intermediate_size,
+              cfg.num_experts > 0 ? str_cat(", ", key("expert_count"), " ", cfg.num_experts) : std::string(),
+              "), but its tensors hold only ", have);
   return cfg;
 }
 
@@ -508,7 +534,8 @@ GgufModel load_gguf_model(const std::string& path, const GgufLoadOptions& opt) {
   fuse_quantized_weights(*out.model);
   out.model->train(false);
   out.tokenizer = tokenizer_from_gguf(f);
-  if (out.tokenizer && !out.tokenizer->eos_id() && cfg.eos_token_id >= 0)
+  if (out.tokenizer && !out.tokenizer->eos_id() && cfg.eos_token_id >= 0 &&
+      cfg.eos_token_id < out.tokenizer->vocab_size())
     out.tokenizer->set_eos_id(int32_t(cfg.eos_token_id));
   return out;
 }
@@ -518,8 +545,8 @@ void hf_folder_to_gguf(const std::string& folder, const std::string& out_gguf, s
               "[gguf] convert: only f32, f16 and bf16 output types are supported (then `lmlab quantize`)");
   const std::string cpath = folder + "/config.json";
   LMLAB_CHECK(fs::exists(cpath), IoError, "[gguf] '", folder, "' has no config.json");
-  TransformerConfig cfg = TransformerConfig::from_file(cpath);
   SafetensorsShards st = SafetensorsShards::open_folder(folder);
+  TransformerConfig cfg = config_for_weights(read_text_file(cpath, "gguf"), cpath, tensor_shapes(st), st.source());
 
   GgufWriter w;
   write_gguf_model_config(w, cfg, folder_name(folder));

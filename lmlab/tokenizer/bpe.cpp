@@ -46,7 +46,8 @@ BpeModel::BpeModel(const std::vector<std::pair<std::string, int32_t>>& vocab,
   merges_.reserve(merges.size());
   merge_index_.reserve(merges.size() * 2);
   for (size_t r = 0; r < merges.size(); ++r) {
-    const auto& [l, rt] = merges[r];
+    const std::string& l = merges[r].first;  // not a structured binding: clang 14 cannot capture those
+    const std::string& rt = merges[r].second;
     auto text = [&] { return str_cat("model.merges[", r, "] '", l, " ", rt, "'"); };
     auto li = vocab_.find(l), ri = vocab_.find(rt), ci = vocab_.find(l + rt);
     LMLAB_CHECK(li != vocab_.end(), FormatError, where, ": ", text(), ": left part '", l, "' is not in model.vocab");

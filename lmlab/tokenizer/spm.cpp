@@ -101,7 +101,8 @@ SpmModel SpmModel::from_merges(const std::vector<std::pair<std::string, int32_t>
   m.merges_.reserve(merges.size());
   m.merge_index_.reserve(merges.size() * 2);
   for (size_t r = 0; r < merges.size(); ++r) {
-    const auto& [l, rt] = merges[r];
+    const std::string& l = merges[r].first;  // not a structured binding: clang 14 cannot capture those
+    const std::string& rt = merges[r].second;
     auto text = [&] { return str_cat("model.merges[", r, "] '", l, " ", rt, "'"); };
     auto li = m.vocab_.find(l), ri = m.vocab_.find(rt), ci = m.vocab_.find(l + rt);
     LMLAB_CHECK(li != m.vocab_.end(), FormatError, where, ": ", text(), ": left part '", l, "' is not in model.vocab");

@@ -363,6 +363,23 @@ Tokenizer TokenizerJson::read(std::string_view text, const std::string& source) 
       }
     }
 
+    // Id tables are sized by the largest id (~70 bytes an id): it must stay within reach of what the
+    // file holds, below its size in bytes (or 2 x the tokens it lists + 256 for a small file), or a
+    // three-token file could ask for tables of 2^31 entries. Real files are dense; small test files
+    // may imitate a large vocabulary's layout with holes.
+    {
+      const int64_t listed = int64_t(vocab.size() + added.size()),
+                    bound = std::max<int64_t>(2 * listed + 256, int64_t(text.size()));
+      for (const auto& [tok, id] : vocab)
+        if (id >= bound)
+          r.fail("model.vocab['" + tok + "']", str_cat("id ", id, " is far beyond the ", listed, " tokens and ", text.size(),
+                                                       " bytes of the file (ids must be below ", bound, ")"));
+      for (size_t i = 0; i < added.size(); ++i)
+        if (added[i].id >= bound)
+          r.fail(str_cat("added_tokens[", i, "].id"), str_cat("id ", added[i].id, " is far beyond the ", listed, " tokens and ",
+                                                              text.size(), " bytes of the file (ids must be below ",
+                                                              bound, ")"));
+    }
     std::vector<int32_t> prefix, suffix;
     read_post_processor(r, section("post_processor"), "post_processor", prefix, suffix);
     auto finish = [&](Tokenizer t) {

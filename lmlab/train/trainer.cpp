@@ -10,8 +10,10 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
+#include <unistd.h>
 
 #include "lmlab/core/node.h"
+#include "lmlab/models/model_check.h"
 #include "lmlab/objectives/causal_lm.h"
 #include "lmlab/ops/elementwise.h"
 #include "lmlab/ops/matmul.h"
@@ -121,6 +123,7 @@ TrainConfig TrainConfig::from_json(const std::string& text, const std::string& s
   integer("log_every", c.log_every);
   int64_t kl = c.keep_last;
   integer("keep_last", kl);
+  LMLAB_CHECK(kl >= 1 && kl <= 1000000, ConfigError, "[train] '", source, "' keep_last must be in [1, 1000000], got ", kl);
   c.keep_last = int(kl);
   int64_t seed = int64_t(c.seed);
   integer("seed", seed);
@@ -136,6 +139,17 @@ TrainConfig TrainConfig::from_json(const std::string& text, const std::string& s
 void TrainConfig::validate() const {
   model.validate();
   LMLAB_CHECK(batch_size > 0, ConfigError, "[train] batch_size must be positive, got ", batch_size);
+  // Memory before anything is allocated: f32 weights, gradients and two AdamW moments (16 bytes a
+  // value), and one micro-batch's logits, held to the machine's memory.
+  const double ram = double(sysconf(_SC_PHYS_PAGES)) * double(sysconf(_SC_PAGESIZE));
+  const double state_bytes = double(model_state_numel(model)) * 16.0;
+  LMLAB_CHECK(state_bytes <= ram, ConfigError, "[train] the model has ", model_state_numel(model),
+              " parameters: weights, gradients and AdamW moments need ", state_bytes / 1e9,
+              " GB, more than this machine's ", ram / 1e9, " GB");
+  const double logit_bytes = double(batch_size) * double(context) * double(model.vocab_size) * 4.0;
+  LMLAB_CHECK(logit_bytes <= ram, ConfigError, "[train] batch_size x context x vocab_size = ", batch_size, " x ",
+              context, " x ", model.vocab_size, " logits need ", logit_bytes / 1e9, " GB, more than this machine's ",
+              ram / 1e9, " GB");
   LMLAB_CHECK(context > 0 && context <= model.max_position_embeddings, ConfigError, "[train] context ", context,
               " must be in [1, max_position_embeddings = ", model.max_position_embeddings, "]");
   LMLAB_CHECK(grad_accum > 0, ConfigError, "[train] grad_accum must be positive, got ", grad_accum);
@@ -143,7 +157,22 @@ void TrainConfig::validate() const {
   LMLAB_CHECK(lr > 0 && min_lr >= 0 && min_lr <= lr, ConfigError, "[train] need 0 <= min_lr <= lr and lr > 0, got lr ",
               lr, " min_lr ", min_lr);
   LMLAB_CHECK(warmup >= 0, ConfigError, "[train] warmup must be >= 0");
-  LMLAB_CHECK(grad_clip >= 0, ConfigError, "[train] grad_clip must be >= 0 (0 = off)");
+  LMLAB_CHECK(std::isfinite(lr), ConfigError, "[train] lr must be finite, got ", lr);
+  LMLAB_CHECK(std::isfinite(weight_decay) && weight_decay >= 0, ConfigError, "[train] weight_decay must be >= 0, got ",
+              weight_decay);
+  LMLAB_CHECK(beta1 >= 0 && beta1 < 1 && beta2 >= 0 && beta2 < 1, ConfigError,
+              "[train] beta1 and beta2 must be in [0, 1), got ", beta1, " and ", beta2);
+  LMLAB_CHECK(std::isfinite(eps) && eps > 0, ConfigError, "[train] eps must be positive, got ", eps);
+  LMLAB_CHECK(eval_every >= 0 && ckpt_every >= 0, ConfigError, "[train] eval_every and ckpt_every must be >= 0 (0 = off), got ",
+              eval_every, " and ", ckpt_every);
+  LMLAB_CHECK(eval_batches > 0, ConfigError, "[train] eval_batches must be positive, got ", eval_batches);
+  LMLAB_CHECK(log_every > 0, ConfigError, "[train] log_every must be positive, got ", log_every);
+  LMLAB_CHECK(keep_last >= 1, ConfigError, "[train] keep_last must be >= 1, got ", keep_last);
+  LMLAB_CHECK(std::isfinite(val_bytes_per_token) && val_bytes_per_token >= 0, ConfigError,
+              "[train] val_bytes_per_token must be >= 0, got ", val_bytes_per_token);
+  LMLAB_CHECK(std::isfinite(time_budget_s) && time_budget_s >= 0, ConfigError,
+              "[train] time_budget_s must be >= 0 (0 = none), got ", time_budget_s);
+  LMLAB_CHECK(std::isfinite(grad_clip) && grad_clip >= 0, ConfigError, "[train] grad_clip must be >= 0 (0 = off)");
   LMLAB_CHECK(precision == "f32" || precision == "bf16", ConfigError, "[train] precision must be f32 or bf16, got '",
               precision, "'");
   LMLAB_CHECK(!train_data.empty(), ConfigError, "[train] train_data (a token shard) is required");

@@ -62,6 +62,13 @@ expect_error "truncated model.safetensors" "model.safetensors" "$LMLAB" generate
 echo '{"model": {"type": "WordPiece"}}' > corrupt/tokenizer.json
 cp runs/1/checkpoints/step-00000004/model.safetensors corrupt/
 expect_error "malformed tokenizer.json" "tokenizer.json" "$LMLAB" generate -m corrupt -p hi
+# sizes read from files are held to what the files hold, before anything is allocated
+mkdir -p bomb && cp -r runs/1/checkpoints/step-00000004/. bomb/
+sed -i 's/"num_hidden_layers": 1,/"num_hidden_layers": 2000000000,/' bomb/config.json
+expect_error "config.json with more layers than its weights" "num_hidden_layers = 2000000000, but" \
+  timeout 60 "$LMLAB" generate -m bomb -p hi
+sed 's/"hidden_size": 32/"hidden_size": 1048576/' tiny.json > huge.json
+expect_error "train config larger than memory" "more than this machine's" timeout 60 "$LMLAB" train --config huge.json
 expect_error "unknown experiment" "unknown experiment 'nope'" "$LMLAB" exp run nope
 expect_error "resume of an unknown run" "no run with id 99" "$LMLAB" train --resume 99
 

@@ -2,7 +2,9 @@
 // in one file, and the folder's generation / tokenizer configs reach LoadedModel.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 
 #include "lmlab/infer/model_loader.h"
 #include "lmlab/io/safetensors.h"
@@ -113,4 +115,30 @@ TEST(ModelLoader, HalfPrecisionMatricesStayHalfPrecision) {
     auto c = kept.model->forward(one).to_vector<float>(), d = f32.model->forward(one).to_vector<float>();
     for (size_t i = 0; i < c.size(); ++i) EXPECT_NEAR(c[i], d[i], 1e-5 * (1 + std::abs(d[i])));
   }
+}
+
+// config.json is held to the weights before the model is built: the two-billion-layer config beside
+// two layers of weights (which used to allocate until the kernel killed it) is an error at once,
+// naming the field, its value and what the weights hold; so is a width the tensors do not have.
+TEST(ModelLoader, ConfigSizesAreHeldToTheWeights) {
+  TempDir tmp("loader_sizes");
+  TransformerConfig cfg = tiny();
+  save_safetensors(tmp / "model.safetensors", weights_of(cfg));
+  auto config_with = [&](const std::string& key, int64_t v) {
+    nlohmann::json j = nlohmann::json::parse(cfg.to_json());
+    j[key] = v;
+    write_file_atomic(tmp / "config.json", j.dump());
+  };
+  auto t0 = std::chrono::steady_clock::now();
+  config_with("num_hidden_layers", 2000000000);
+  expect_error<ConfigError>([&] { load_model(tmp.path); }, "num_hidden_layers = 2000000000");
+  expect_error<ConfigError>([&] { load_model(tmp.path); }, "model.safetensors' holds 2 layers");
+  expect_error<ConfigError>([&] { load_model(tmp.path); }, "config.json");
+  config_with("intermediate_size", 1000000);
+  expect_error<ConfigError>([&] { load_model(tmp.path); }, "intermediate_size = 1000000 does not match the weights");
+  config_with("vocab_size", 10000000);
+  expect_error<ConfigError>([&] { load_model(tmp.path); }, "vocab_size = 10000000");
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 2.0);
+  config_with("num_hidden_layers", 2);
+  EXPECT_EQ(load_model(tmp.path).model->cfg.num_hidden_layers, 2);
 }

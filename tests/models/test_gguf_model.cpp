@@ -5,6 +5,8 @@
 // the problem.
 #include <gtest/gtest.h>
 
+#include <chrono>
+
 #include <cstring>
 #include <filesystem>
 #include <set>
@@ -505,4 +507,39 @@ TEST(GgufModel, Llama3RopeScalingAsRopeFreqs) {
   write_folder(tmp / "qwen", qwen, tok, DType::F32);
   expect_error<FormatError>([&] { hf_folder_to_gguf(tmp / "qwen", tmp / "q.gguf"); },
                             "have no GGUF form for architecture 'qwen2'");
+}
+
+// Sizes in the metadata are held to the tensors the file has before any model is built: a block count
+// of two billion beside two blocks is an error naming the key (at once, without allocating), and so
+// are an embedding or FFN width the tensors do not have.
+TEST(GgufModel, MetadataSizesAreHeldToTheTensors) {
+  TempDir tmp("gguf_sizes");
+  Tokenizer tok = make_tokenizer();
+  TransformerConfig cfg = make_config(tok.vocab_size(), false);
+  write_folder(tmp / "hf", cfg, tok, DType::F32);
+  hf_folder_to_gguf(tmp / "hf", tmp / "m.gguf");
+  auto with = [&](const std::string& key, GgufValue v) {
+    GgufFile f = GgufFile::open(tmp / "m.gguf");
+    GgufWriter w;
+    for (const auto& [k, val] : f.metadata()) w.set(k, k == key ? v : val);
+    for (const auto& i : f.tensors()) w.add_tensor(i.name, f.get_tensor(i.name));
+    w.write(tmp / "bad.gguf");
+    return tmp / "bad.gguf";
+  };
+  auto t0 = std::chrono::steady_clock::now();
+  std::string bad = with("llama.block_count", uint32_t(2000000000));
+  expect_error<ConfigError>([&] { load_model(bad); }, "llama.block_count = 2000000000");
+  expect_error<ConfigError>([&] { load_model(bad); }, "holds 2 layers (blk.0 .. blk.1)");
+  expect_error<ConfigError>([&] { gguf_to_hf_folder(bad, tmp / "x"); }, "llama.block_count = 2000000000");
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 2.0);
+  bad = with("llama.feed_forward_length", uint32_t(1000000));
+  expect_error<FormatError>([&] { load_model(bad); }, "describes a model of");
+  expect_error<FormatError>([&] { load_model(bad); }, "llama.feed_forward_length 1000000");
+  bad = with("llama.embedding_length", uint32_t(1 << 20));
+  expect_error<FormatError>([&] { load_model(bad); }, "llama.embedding_length = 1048576");
+  expect_error<FormatError>([&] { load_model(bad); }, "token_embd.weight");
+  bad = with("llama.vocab_size", uint32_t(4000000000u));
+  expect_error<FormatError>([&] { load_model(bad); }, "vocab_size = 4000000000 is above lmlab's limit");
+  bad = with("llama.attention.head_count", uint32_t(0));
+  expect_error<FormatError>([&] { load_model(bad); }, "head_count must be positive");
 }

@@ -173,6 +173,9 @@ TEST(TokenizerJson, Errors) {
   expect_error<FormatError>(replace_once(good, "\"Ġworld\": 264", "\"Ġworld\": 263"), {"model.vocab", "id 263"});
   expect_error<FormatError>(replace_once(good, "\"Ġworld\": 264", "\"Ġworld\": \"x\""), {"model.vocab['Ġworld']"});
   expect_error<FormatError>(replace_once(good, "\"Ġworld\": 264", "\"Ġworld\": -3"), {"model.vocab['Ġworld']"});
+  // id tables are sized by the largest id: one far beyond what the file holds is refused at once
+  expect_error<FormatError>(replace_once(good, "\"Ġworld\": 264", "\"Ġworld\": 2000000000"),
+                            {"model.vocab['Ġworld']", "id 2000000000 is far beyond"});
   expect_error<FormatError>(replace_once(good, "\"a\": 97,", ""), {"lacks the byte symbol 'a'"});
   expect_error<FormatError>(replace_once(good, "\"byte_fallback\": false", "\"byte_fallback\": true"),
                             {"model.byte_fallback"});
