@@ -47,7 +47,7 @@ TEST(Plot, LinePlotIsAnSvgWithItsLabels) {
   spec.title = "Validation loss";
   spec.xlabel = "step";
   spec.ylabel = "loss (nats)";
-  Series ar{"autoregressive", {}, {}}, dlm{"diffusion", {}, {}};
+  Series ar{"autoregressive", {}, {}, {}, {}}, dlm{"diffusion", {}, {}, {}, {}};
   for (int i = 1; i <= 60; ++i) {
     ar.x.push_back(i * 10);
     ar.y.push_back(4.0 / std::sqrt(i));
