@@ -29,7 +29,7 @@ void register_plot(CLI::App& app) {
     for (int64_t id : ids) {
       RunInfo info = r.get_run(id);
       for (const auto& m : metrics) {
-        Series s{str_cat("run ", id, " (", info.name, ") ", m), {}, {}, {}, {}};
+        Series s{str_cat("run ", id, " (", info.name, ") ", m), {}, {}};
         for (auto& [step, v] : r.metric_series(id, m)) {
           s.x.push_back(double(step));
           s.y.push_back(v);

@@ -445,7 +445,7 @@ ExperimentResult report(const ExperimentContext& ctx, const Spec& p, exp::Experi
   rep.add_heading(2, "Final accuracy (answer tokens, held-out)");
   {
     std::vector<std::string> hdr = {"task", "mixer", "parameters", "accuracy", "loss", "gain over the last quarter"};
-    for (double t : p.rules.thresholds) hdr.push_back("steps to " + fixed(t, 2));
+    for (double t : p.rules.thresholds) hdr.push_back("steps to " + fixed(t, 2) + (m.seeds.size() > 1 ? " (per seed)" : ""));
     hdr.push_back("seconds");
     std::vector<std::vector<std::string>> rows;
     for (const auto& task : p.tasks)
@@ -454,9 +454,10 @@ ExperimentResult report(const ExperimentContext& ctx, const Spec& p, exp::Experi
         bool div = m.spread(f("diverged")).max == 1;
         std::vector<std::string> row = {task.name, mx.label + (div ? " (diverged)" : ""), fixed(m.spread(f("parameters")).mean, 0),
                                         m.show(f("final_acc"), 3), m.show(f("final_loss"), 3), m.show(f("late_gain"), 3)};
-        for (double t : p.rules.thresholds) {
-          Spread st = m.spread(f(steps_to_name(t)));
-          row.push_back(st.n == 0 ? "never" : format_spread(st, 0));
+        for (double t : p.rules.thresholds) {  // per seed: a mean would hide the seeds that never got there
+          std::string cell;
+          for (double v : m.values(f(steps_to_name(t)))) cell += (cell.empty() ? "" : ", ") + (std::isnan(v) ? "never" : fixed(v, 0));
+          row.push_back(cell);
         }
         row.push_back(fixed(m.spread(f("seconds")).mean, 0));
         rows.push_back(row);

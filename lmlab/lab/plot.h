@@ -15,7 +15,7 @@ namespace lmlab {
 struct Series {
   std::string label;
   std::vector<double> x, y;
-  std::vector<double> lo, hi;
+  std::vector<double> lo = {}, hi = {};
 };
 
 struct PlotSpec {
@@ -30,7 +30,7 @@ struct BarSpec {
   std::string title, ylabel;
   std::vector<std::string> labels;
   std::vector<double> values;  // one per label; a non-finite value draws no bar
-  std::vector<double> lo, hi;  // optional (empty, or one per label): an error bar from lo to hi
+  std::vector<double> lo = {}, hi = {};  // optional (empty, or one per label): an error bar from lo to hi
 };
 
 // Draws `spec` to `svg_path` (parent folders are created) and returns svg_path. Throws

@@ -193,6 +193,7 @@ std::string Trainer::state_json() const {
   j["total_steps"] = total_steps_;
   j["budget_fits"] = budget_fits_;
   j["warmup"] = sched_.warmup;
+  j["schedule_total"] = sched_.total;
   j["tokens"] = tokens_;
   j["elapsed_s"] = elapsed_;
   auto ls = loader_->state();
@@ -224,7 +225,7 @@ bool Trainer::resume() {
   // from the checkpoint it resumes, so the checkpoints it writes are as complete as the first ones.
   if (cfg_.tokenizer_json.empty() && std::filesystem::exists(ck + "/tokenizer.json"))
     cfg_.tokenizer_json = read_text_file(ck + "/tokenizer.json");
-  sched_.total = total_steps_;
+  sched_.total = j.value("schedule_total", total_steps_);
   sched_.warmup = j.at("warmup").get<int64_t>();
   return true;
 }
@@ -410,7 +411,9 @@ bool Trainer::run() {
     elapsed_ = elapsed0 + t;
     const int64_t done = step_ - step0;
     if (done == 2) t_step2 = t;
-    if (budget > 0 && done > 2 &&
+    // (Once the schedule has run out before the clock, it stays at its final rate: no refits.)
+    const bool schedule_open = sched_.total == total_steps_;
+    if (budget > 0 && done > 2 && schedule_open &&
         (budget_fits_ < 2 ? done == (budget_fits_ == 0 ? 10 : 50) : done % 100 == 0)) {
       double per_step = (t - t_step2) / double(done - 2);
       int64_t fit = int64_t((budget - elapsed_) / std::max(per_step, 1e-9)) + step_;
@@ -420,8 +423,12 @@ bool Trainer::run() {
       ++budget_fits_;
     }
     if (budget > 0 && elapsed_ >= budget) {  // the deadline: this step is the last
-      stopped_on_clock_ = step_ < total_steps_;
+      stopped_on_clock_ = step_ < cfg_.steps;
       total_steps_ = step_;
+    } else if (budget > 0 && step_ == total_steps_ && total_steps_ < cfg_.steps) {
+      // The estimate ran out before the clock (the machine got faster): train on at the schedule's
+      // final rate until the deadline.
+      total_steps_ = cfg_.steps;
     }
     if (on_step && (step_ % cfg_.log_every == 0 || step_ == total_steps_)) {
       StepInfo s;
@@ -437,7 +444,7 @@ bool Trainer::run() {
       if (budget > 0) {
         // The clock bounds the run from the first step, before the step count is fitted.
         s.eta_s = std::min(s.eta_s, std::max(0.0, budget - elapsed_));
-        if (budget_fits_ == 0 && step_ < total_steps_)
+        if ((budget_fits_ == 0 || sched_.total != total_steps_) && step_ < total_steps_)
           s.total_steps = std::min<int64_t>(cfg_.steps, step_ + int64_t(std::max(0.0, budget - elapsed_) * rate));
       }
       on_step(s);

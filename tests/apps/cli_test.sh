@@ -74,6 +74,24 @@ if [ "$rc" -eq 0 ] && grep -q "stopped on the clock: [0-9]* steps fit in the 0m0
 if grep -o "ETA [0-9hms]*" <<<"$out" | head -1 | grep -qE "ETA 0m0[0-3]s"; then ok "first ETA is the budget's"; else bad "first ETA: $(grep -o 'ETA [0-9hms]*' <<<"$out" | head -1)"; fi
 ls runs/4/checkpoints/step-*/tokenizer.json >/dev/null 2>&1 && ok "budget run checkpointed" || bad "budget run has no checkpoint"
 
+# An experiment repeated over seeds: figures as mean ± spread, curves with bands, verdicts in the report.
+mkdir -p exps
+cat > exps/kda-recall.json <<'JSON'
+{"kind": "kda_recall", "description": "micro", "claim": "micro",
+ "mixers": [{"pattern": "A", "name": "softmax"}, {"pattern": "K", "name": "kda"}, {"pattern": "G", "name": "gdn"},
+            {"pattern": "L", "name": "gla"}],
+ "tasks": [{"name": "mqar", "pairs": 2, "queries": 4}],
+ "scales": {"micro": {"model": {"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 32},
+                      "train": {"batch_size": 4, "steps": 4, "warmup": 1, "eval_every": 2, "eval_examples": 8},
+                      "thresholds": [0.05]}}}
+JSON
+out=$(LMLAB_EXPERIMENTS_DIR=exps "$LMLAB" exp run kda-recall --scale micro --seed 3 --seeds 2 --out expout 2>&1); rc=$?
+if [ "$rc" -eq 0 ] && grep -q "seeds\*\*: 3, 4" expout/report.md && grep -q "± " expout/report.md &&
+   grep -qE "\| (held|did not hold|mixed|not tested) " expout/report.md && grep -q '"seeds": \[' expout/results.json &&
+   grep -q "lmlab exp run kda-recall --scale micro --seed 3 --seeds 2" expout/report.md; then
+  ok "exp run --seeds"; else bad "exp run --seeds (rc=$rc): $out"; fi
+expect_error "exp run --seeds 0" "--seeds must be 1..1000" env LMLAB_EXPERIMENTS_DIR=exps "$LMLAB" exp run kda-recall --scale micro --seeds 0
+
 long=$(printf 'the %.0s' $(seq 1 60))
 expect_error "prompt longer than the context" "exceeds the model's context" "$LMLAB" generate -m runs/1 -p "$long" -n 4
 expect_error "missing model" "does not exist" "$LMLAB" generate -m nowhere -p hi
