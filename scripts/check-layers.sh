@@ -20,6 +20,7 @@ allowed() {  # layer -> space-separated layers it may include (itself always all
     agents) echo "core ops autograd nn models objectives train infer io tokenizer data analysis" ;;
     serve) echo "core ops autograd nn models infer io tokenizer agents" ;;
     lab) echo "core ops autograd nn models objectives train infer io tokenizer data analysis agents serve" ;;
+    experiments) echo "core ops autograd nn models objectives train infer io tokenizer data analysis agents serve lab" ;;
     *) echo "" ;;
   esac
 }

@@ -20,16 +20,23 @@ void register_exp(CLI::App& app) {
   auto* run = exp->add_subcommand("run", "Run an experiment; writes results.json, report.md, report.html, SVG plots");
   static std::string name, scale = "tiny", out;
   static double minutes = 0;
+  static uint64_t seed = 0;
+  static int seeds = 1;
   run->add_option("name", name, "Experiment name (lmlab exp list)")->required();
   run->add_option("--scale", scale, "tiny | demo | small | full")->capture_default_str();
   run->add_option("--out", out, "Output folder (default: runs/<run id>)");
   run->add_option("--minutes", minutes, "Training time budget override");
+  run->add_option("--seed", seed, "First seed (default: the experiment's own)");
+  run->add_option("--seeds", seeds, "Repeat over this many seeds (seed, seed + 1, ...): figures as mean and spread")
+      ->capture_default_str();
   run->callback([] {
     install_stop_handler();
     ExperimentContext ctx;
     ctx.scale = scale;
     ctx.out_dir = out;
     ctx.minutes = minutes;
+    ctx.seed = seed;
+    ctx.seeds = seeds;
     ctx.log = log_line;
     ctx.progress = progress_line;
     ExperimentResult r = run_experiment(name, ctx);

@@ -45,7 +45,7 @@ void register_train(CLI::App& app) {
   cmd->add_option("--data", data, "Prepared corpus folder: fills train_data, val_data, vocab and tokenizer");
   cmd->add_option("--name", name, "Run name")->capture_default_str();
   cmd->add_option("--resume", resume, "Continue run ID from its newest checkpoint");
-  cmd->add_option("--minutes", minutes, "Time budget (the step count is fitted to it)");
+  cmd->add_option("--minutes", minutes, "Time budget: a deadline (the run stops on the clock, then evaluates and checkpoints)");
   cmd->callback([] {
     install_stop_handler();
     TrainRunOptions ro;
@@ -81,8 +81,11 @@ void register_train(CLI::App& app) {
     TrainRunResult r = run_training(cfg, ro);
     progress_done();
     std::string val = r.final_eval.step > 0 ? str_cat("; val loss ", r.final_eval.val_loss) : "; no evaluation";
-    std::printf("run %lld %s after %lld steps (%s)%s; checkpoint %s\n", (long long)r.run_id, r.status.c_str(),
-                (long long)r.steps, format_duration(r.seconds).c_str(), val.c_str(), r.checkpoint.c_str());
+    std::string budget = r.time_budget_s > 0 ? str_cat(r.stopped_on_clock ? "; stopped on the clock: " : "; ", r.steps,
+                                                       " steps fit in the ", format_duration(r.time_budget_s), " budget")
+                                             : "";
+    std::printf("run %lld %s after %lld steps (%s)%s%s; checkpoint %s\n", (long long)r.run_id, r.status.c_str(),
+                (long long)r.steps, format_duration(r.seconds).c_str(), budget.c_str(), val.c_str(), r.checkpoint.c_str());
   });
 }
 

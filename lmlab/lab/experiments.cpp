@@ -1,6 +1,7 @@
 // Experiment registry: experiment files -> kinds.
 #include "lmlab/lab/experiments.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <map>
@@ -13,11 +14,8 @@ namespace fs = std::filesystem;
 namespace lmlab {
 
 namespace {
-using Kind = ExperimentResult (*)(ExperimentContext&);
-const std::map<std::string, Kind>& kinds() {
-  static const std::map<std::string, Kind> k = {{"lm_vs_ngram", &run_lm_vs_ngram}, {"moe", &run_moe},
-                                                 {"kda_recall", &run_kda_recall},
-                                                 {"kimi_linear", &run_kimi_linear}};
+std::map<std::string, ExperimentKind>& kinds() {
+  static std::map<std::string, ExperimentKind> k;
   return k;
 }
 
@@ -41,6 +39,18 @@ nlohmann::json load_spec(const std::string& path) {
   return j;
 }
 }  // namespace
+
+bool register_experiment_kind(const std::string& kind, ExperimentKind run) {
+  LMLAB_CHECK(!kinds().count(kind), ValueError, "[exp] experiment kind '", kind, "' registered twice");
+  kinds()[kind] = run;
+  return true;
+}
+
+std::vector<std::string> experiment_kinds() {
+  std::vector<std::string> v;
+  for (const auto& [k, f] : kinds()) v.push_back(k);
+  return v;
+}
 
 std::string experiments_dir() {
   if (const char* d = std::getenv("LMLAB_EXPERIMENTS_DIR")) return d;
@@ -84,7 +94,12 @@ ExperimentResult run_experiment(const std::string& name, ExperimentContext ctx, 
   ctx.spec = load_spec(path);
   std::string kind = ctx.spec.value("kind", "");
   auto it = kinds().find(kind);
-  LMLAB_CHECK(it != kinds().end(), ConfigError, "[exp] '", path, "' has unknown kind '", kind, "'");
+  if (it == kinds().end()) {
+    std::string known;
+    for (const auto& k : experiment_kinds()) known += (known.empty() ? "" : ", ") + k;
+    throw ConfigError(str_cat("[exp] '", path, "' has unknown kind '", kind, "' (known: ", known, ")"));
+  }
+  LMLAB_CHECK(ctx.seeds >= 1 && ctx.seeds <= 1000, ConfigError, "[exp] --seeds must be 1..1000, got ", ctx.seeds);
   LMLAB_CHECK(ctx.spec.contains("scales") && ctx.spec["scales"].contains(ctx.scale), ConfigError, "[exp] '", path,
               "' has no scale '", ctx.scale, "'");
   ctx.settings = ctx.spec["scales"][ctx.scale];

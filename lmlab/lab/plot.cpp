@@ -73,10 +73,16 @@ void validate(const PlotSpec& spec) {
     const Series& s = spec.series[i];
     LMLAB_CHECK(s.x.empty() || s.x.size() == s.y.size(), ValueError, "[plot] ", plot_name(spec.title), ": series ", i,
                 " '", s.label, "' has ", s.x.size(), " x values and ", s.y.size(), " y values (expected equal, or no x)");
+    LMLAB_CHECK(s.lo.size() == s.hi.size() && (s.lo.empty() || s.lo.size() == s.y.size()), ValueError, "[plot] ",
+                plot_name(spec.title), ": series ", i, " '", s.label, "' has a band of ", s.lo.size(), " lo and ",
+                s.hi.size(), " hi values for ", s.y.size(), " points (expected none, or one each per point)");
   }
 }
 
 void validate(const BarSpec& spec) {
+  LMLAB_CHECK(spec.lo.size() == spec.hi.size() && (spec.lo.empty() || spec.lo.size() == spec.values.size()),
+              ValueError, "[plot] bar chart ", plot_name(spec.title), ": ", spec.lo.size(), " lo and ", spec.hi.size(),
+              " hi error values for ", spec.values.size(), " bars (expected none, or one each per bar)");
   LMLAB_CHECK(spec.labels.size() == spec.values.size(), ValueError, "[plot] bar chart ", plot_name(spec.title), ": ",
               spec.labels.size(), " labels but ", spec.values.size(), " values (expected one value per label)");
 }
@@ -221,7 +227,12 @@ std::string plot_script(const PlotSpec& spec, const std::string& output_path) {
     for (size_t j = 0; j < ser.y.size(); ++j) {
       double x = ser.x.empty() ? double(j) : ser.x[j];
       if (!usable(x, ser.y[j], spec)) continue;
-      s << num(x) << ' ' << num(ser.y[j]) << '\n';
+      s << num(x) << ' ' << num(ser.y[j]);
+      if (!ser.lo.empty()) {  // a band point gnuplot cannot place collapses onto the curve
+        double lo = usable(x, ser.lo[j], spec) ? ser.lo[j] : ser.y[j], hi = usable(x, ser.hi[j], spec) ? ser.hi[j] : ser.y[j];
+        s << ' ' << num(lo) << ' ' << num(hi);
+      }
+      s << '\n';
       ++counts[i];
     }
     s << "EOD\n";
@@ -253,6 +264,9 @@ std::string plot_script(const PlotSpec& spec, const std::string& output_path) {
     }
     // Markers only while they stay readable; long curves are plain lines.
     std::string style = counts[i] <= 40 ? "linespoints pt 7 ps 0.6" : "lines";
+    if (!ser.lo.empty())
+      items.push_back(str_cat("$D", i, " using 1:3:4 with filledcurves fc rgb '", color,
+                              "' fs transparent solid 0.18 noborder notitle"));
     items.push_back(str_cat("$D", i, " using 1:2 with ", style, " lw 2 lc rgb '", color, "' title ",
                             gnuplot_quote(ser.label)));
   }
@@ -284,6 +298,10 @@ std::string bars_script(const BarSpec& spec, const std::string& output_path) {
     if (std::isfinite(spec.values[i])) {
       lo = std::min(lo, spec.values[i]);
       hi = std::max(hi, spec.values[i]);
+      if (!spec.lo.empty() && std::isfinite(spec.lo[i]) && std::isfinite(spec.hi[i])) {
+        lo = std::min(lo, spec.lo[i]);
+        hi = std::max(hi, spec.hi[i]);
+      }
     }
     longest = std::max(longest, spec.labels[i].size());
   }
@@ -314,13 +332,22 @@ std::string bars_script(const BarSpec& spec, const std::string& output_path) {
     ++drawn;
   }
   s << "EOD\n";
+  bool errors = !spec.lo.empty();
+  if (errors) {
+    s << "$E << EOD\n";
+    for (size_t i = 0; i < n; ++i)
+      if (std::isfinite(spec.values[i]) && std::isfinite(spec.lo[i]) && std::isfinite(spec.hi[i]))
+        s << i << ' ' << num(spec.values[i]) << ' ' << num(spec.lo[i]) << ' ' << num(spec.hi[i]) << '\n';
+    s << "EOD\n";
+  }
   if (drawn == 0) {
     s << "set label " << n + 1 << " 'no data' at graph 0.5, graph 0.5 center\nplot NaN notitle\nunset output\n";
     return s.str();
   }
   s << "plot $D using 1:2 with boxes lc rgb '" << kPalette[0] << "' notitle, \\\n"
-    << "     $D using 1:2:(sprintf('%.4g', $2)) with labels offset 0,0.7 notitle\n"
-    << "unset output\n";
+    << "     $D using 1:2:(sprintf('%.4g', $2)) with labels offset 0,0.7 notitle";
+  if (errors) s << ", \\\n     $E using 1:2:3:4 with yerrorbars lc rgb '#222222' pt 0 lw 1.5 notitle";
+  s << "\nunset output\n";
   return s.str();
 }
 

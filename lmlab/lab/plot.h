@@ -10,9 +10,12 @@ namespace lmlab {
 
 // One curve: y against x (same length; an empty x means 0, 1, 2, ...). Non-finite points, and non-positive ones on a log axis,
 // are left out (gnuplot cannot place them).
+// Optional band: lo and hi (both empty, or both as long as y) shade the spread around the curve, e.g.
+// the range of an experiment's seeds around their mean.
 struct Series {
   std::string label;
   std::vector<double> x, y;
+  std::vector<double> lo = {}, hi = {};
 };
 
 struct PlotSpec {
@@ -27,6 +30,7 @@ struct BarSpec {
   std::string title, ylabel;
   std::vector<std::string> labels;
   std::vector<double> values;  // one per label; a non-finite value draws no bar
+  std::vector<double> lo = {}, hi = {};  // optional (empty, or one per label): an error bar from lo to hi
 };
 
 // Draws `spec` to `svg_path` (parent folders are created) and returns svg_path. Throws

@@ -118,11 +118,14 @@ TrainRunResult run_training(TrainConfig cfg, const TrainRunOptions& opt) {
   res.steps = tr.step();
   res.tokens = tr.tokens();
   res.seconds = tr.elapsed_s();
+  res.time_budget_s = cfg.time_budget_s;
+  res.stopped_on_clock = tr.stopped_on_clock();
   nlohmann::json summary = {{"steps", res.steps},       {"tokens", res.tokens},
                             {"parameters", res.parameters}, {"val_loss", res.final_eval.val_loss},
                             {"val_ppl", res.final_eval.val_ppl}, {"val_bpb", res.final_eval.val_bpb},
                             {"tokens_per_s", res.tokens_per_s}, {"seconds", res.seconds},
                             {"checkpoint", res.checkpoint}};
+  if (cfg.time_budget_s > 0) summary["time_budget"] = {{"seconds", cfg.time_budget_s}, {"stopped_on_clock", res.stopped_on_clock}};
   if (!res.moe.layers.empty()) {
     nlohmann::json layers = nlohmann::json::array();
     for (const auto& l : res.moe.layers)

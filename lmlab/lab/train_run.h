@@ -18,6 +18,8 @@ struct TrainRunResult {
   EvalInfo final_eval;
   int64_t steps = 0, tokens = 0;
   double seconds = 0, tokens_per_s = 0;
+  double time_budget_s = 0;      // the run's time budget (0: none)
+  bool stopped_on_clock = false;  // it ended on the budget's deadline: `steps` is how many fit
   int64_t parameters = 0;
   std::string checkpoint;
   MoEStatsInfo moe;  // MoE models: the expert loads of the last eval interval

@@ -222,6 +222,7 @@ std::string Trainer::state_json() const {
   j["total_steps"] = total_steps_;
   j["budget_fits"] = budget_fits_;
   j["warmup"] = sched_.warmup;
+  j["schedule_total"] = sched_.total;
   j["tokens"] = tokens_;
   j["elapsed_s"] = elapsed_;
   auto ls = loader_->state();
@@ -249,7 +250,11 @@ bool Trainer::resume() {
   elapsed_ = j.at("elapsed_s").get<double>();
   loader_->set_state({j["loader"]["seed"].get<uint64_t>(), j["loader"]["epoch"].get<uint64_t>(),
                       j["loader"]["index"].get<uint64_t>()});
-  sched_.total = total_steps_;
+  // The tokenizer travels with the checkpoints, not in the train config: a resumed run takes it
+  // from the checkpoint it resumes, so the checkpoints it writes are as complete as the first ones.
+  if (cfg_.tokenizer_json.empty() && std::filesystem::exists(ck + "/tokenizer.json"))
+    cfg_.tokenizer_json = read_text_file(ck + "/tokenizer.json");
+  sched_.total = j.value("schedule_total", total_steps_);
   sched_.warmup = j.at("warmup").get<int64_t>();
   return true;
 }
@@ -414,7 +419,16 @@ std::string Trainer::save() {
 bool Trainer::run() {
   double t_start = now_s(), elapsed0 = elapsed_;
   int64_t step0 = step_;
-  double t_step2 = 0, t_fit0 = 0;
+  double t_step2 = 0;
+  const double budget = cfg_.time_budget_s;
+  // A time budget is a deadline: the run stops on the clock (after the step in progress, then the
+  // final evaluation and checkpoint). The schedule needs a length before that, so the step count is
+  // estimated from the speed of the steps after the first two (which pay for allocation and
+  // warm-up): at 10 steps, at 50, then every 100 steps as the machine's speed changes.
+  if (budget > 0 && elapsed_ >= budget) {
+    stopped_on_clock_ = true;
+    total_steps_ = step_;
+  }
   while (step_ < total_steps_) {
     if (stop_requested()) {
       elapsed_ = elapsed0 + (now_s() - t_start);
@@ -424,18 +438,27 @@ bool Trainer::run() {
     double loss = train_step();
     double t = now_s() - t_start;
     elapsed_ = elapsed0 + t;
-    // Fit the step count to the time budget from the speed of steps after the first two (which pay
-    // for allocation and warm-up): once at 10 steps, refined at 50, both early in the schedule.
-    if (cfg_.time_budget_s > 0 && budget_fits_ < 2 && step_ - step0 == (budget_fits_ == 0 ? 10 : 50)) {
-      if (step_ - step0 == 10) { t_fit0 = t_step2; }
-      double per_step = (t - t_fit0) / double(step_ - step0 - 2);
-      int64_t fit = int64_t((cfg_.time_budget_s - elapsed_) / per_step) + step_;
+    const int64_t done = step_ - step0;
+    if (done == 2) t_step2 = t;
+    // (Once the schedule has run out before the clock, it stays at its final rate: no refits.)
+    const bool schedule_open = sched_.total == total_steps_;
+    if (budget > 0 && done > 2 && schedule_open &&
+        (budget_fits_ < 2 ? done == (budget_fits_ == 0 ? 10 : 50) : done % 100 == 0)) {
+      double per_step = (t - t_step2) / double(done - 2);
+      int64_t fit = int64_t((budget - elapsed_) / std::max(per_step, 1e-9)) + step_;
       total_steps_ = std::max<int64_t>(step_ + 1, std::min<int64_t>(cfg_.steps, fit));
       sched_.total = total_steps_;
       if (budget_fits_ == 0) sched_.warmup = std::min<int64_t>(sched_.warmup, std::max<int64_t>(1, total_steps_ / 10));
       ++budget_fits_;
     }
-    if (step_ - step0 == 2) t_step2 = t;
+    if (budget > 0 && elapsed_ >= budget) {  // the deadline: this step is the last
+      stopped_on_clock_ = step_ < cfg_.steps;
+      total_steps_ = step_;
+    } else if (budget > 0 && step_ == total_steps_ && total_steps_ < cfg_.steps) {
+      // The estimate ran out before the clock (the machine got faster): train on at the schedule's
+      // final rate until the deadline.
+      total_steps_ = cfg_.steps;
+    }
     if (on_step && (step_ % cfg_.log_every == 0 || step_ == total_steps_)) {
       StepInfo s;
       s.step = step_;
@@ -444,9 +467,15 @@ bool Trainer::run() {
       s.loss = loss;
       s.lr = opt_->groups()[0].lr;
       s.elapsed_s = elapsed_;
-      double rate = double(step_ - step0) / std::max(t, 1e-9);
+      double rate = double(done) / std::max(t, 1e-9);
       s.tokens_per_s = rate * double(cfg_.batch_size * cfg_.context * cfg_.grad_accum);
       s.eta_s = double(total_steps_ - step_) / std::max(rate, 1e-9);
+      if (budget > 0) {
+        // The clock bounds the run from the first step, before the step count is fitted.
+        s.eta_s = std::min(s.eta_s, std::max(0.0, budget - elapsed_));
+        if ((budget_fits_ == 0 || sched_.total != total_steps_) && step_ < total_steps_)
+          s.total_steps = std::min<int64_t>(cfg_.steps, step_ + int64_t(std::max(0.0, budget - elapsed_) * rate));
+      }
       on_step(s);
     }
     bool last = step_ == total_steps_;

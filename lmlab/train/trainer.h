@@ -30,7 +30,9 @@ struct TrainConfig {
   int64_t eval_every = 100, eval_batches = 20, ckpt_every = 0, log_every = 1;
   int keep_last = 3;
   uint64_t seed = 1;
-  double time_budget_s = 0;  // > 0: the step count is fitted to this budget after the first steps
+  // > 0: a deadline in seconds of training (across resumes): the run stops on the clock after the
+  // step in progress, evaluates and checkpoints; the schedule's length is estimated from the speed.
+  double time_budget_s = 0;
   std::string precision = "f32";
   std::string out_dir = "runs/train";
   // MoE balancing (ignored for dense models).
@@ -70,8 +72,9 @@ class Trainer {
   ~Trainer();
   // Resumes from the newest complete checkpoint under out_dir/checkpoints; false when none.
   bool resume();
-  // Trains until the step count (or time budget) is reached or a stop is requested; evaluates and
-  // checkpoints on schedule and at the end. Returns true when it finished, false when stopped.
+  // Trains until the step count is reached, the time budget is spent (the step in progress finishes)
+  // or a stop is requested; evaluates and checkpoints on schedule and at the end. Returns true when
+  // it finished (step count or clock), false when stopped.
   bool run();
   double train_step();  // one optimizer step; returns the mean micro-batch loss
   EvalInfo evaluate();
@@ -88,6 +91,8 @@ class Trainer {
   int64_t total_steps() const { return total_steps_; }
   int64_t tokens() const { return tokens_; }
   double elapsed_s() const { return elapsed_; }  // seconds trained, across resumes
+  // Whether run() ended on the time budget's clock rather than the step count.
+  bool stopped_on_clock() const { return stopped_on_clock_; }
   const std::vector<double>& losses() const { return losses_; }
 
   std::function<void(const StepInfo&)> on_step;
@@ -112,7 +117,8 @@ class Trainer {
   CosineSchedule sched_;
   int64_t step_ = 0, total_steps_ = 0, tokens_ = 0;
   double elapsed_ = 0;     // seconds trained, carried across resumes
-  int budget_fits_ = 0;  // time-budget refits done (at 10 and 50 steps)
+  int budget_fits_ = 0;  // time-budget step-count estimates done (at 10, 50, then every 100 steps)
+  bool stopped_on_clock_ = false;
   std::vector<double> losses_;  // this process's step losses (the LM loss, without balancing terms)
   std::vector<std::shared_ptr<SparseMoE>> moe_;  // the sparse layers, in layer order
   std::vector<std::vector<int64_t>> moe_step_counts_, moe_window_counts_;

@@ -43,6 +43,55 @@ expect_ok "runs show" "$LMLAB" runs show 1
 expect_ok "plot" "$LMLAB" plot 1 --metric train/loss -o p.svg
 grep -q "<svg" p.svg && ok "plot svg" || bad "plot svg"
 
+# Resume: a run cut off after its step-4 checkpoint (the later checkpoints removed, as if it had been
+# killed there) and continued with --resume ends byte-identical to an uninterrupted run, and the
+# checkpoints written after the resume are as complete as the others: generate, eval and convert use them.
+sed -e 's/"steps": 4/"steps": 8/' -e 's/"eval_batches": 2}/"eval_batches": 2, "ckpt_every": 2, "keep_last": 5}/' tiny.json > resume.json
+expect_ok "train run to resume" "$LMLAB" train --config resume.json --data data --name cli-resume
+expect_ok "uninterrupted twin" "$LMLAB" train --config resume.json --data data --name cli-twin
+rm -rf runs/2/checkpoints/step-00000006 runs/2/checkpoints/step-00000008
+expect_ok "train --resume" "$LMLAB" train --resume 2
+if cmp -s runs/2/checkpoints/step-00000008/model.safetensors runs/3/checkpoints/step-00000008/model.safetensors &&
+   cmp -s runs/2/checkpoints/step-00000008/optimizer.safetensors runs/3/checkpoints/step-00000008/optimizer.safetensors; then
+  ok "resumed run = uninterrupted run"; else bad "resumed run differs from the uninterrupted one"; fi
+for f in config.json model.safetensors optimizer.safetensors tokenizer.json lmlab.json; do
+  [ -f runs/2/checkpoints/step-00000006/$f ] && [ -f runs/2/checkpoints/step-00000008/$f ] || bad "resumed checkpoint lacks $f"
+done
+cmp -s runs/2/checkpoints/step-00000008/tokenizer.json runs/1/checkpoints/step-00000004/tokenizer.json &&
+  ok "resumed checkpoint has the run's tokenizer.json" || bad "resumed checkpoint's tokenizer.json differs"
+expect_ok "generate from the resumed run" "$LMLAB" generate -m runs/2 -p "The jury" -n 5 --seed 1
+expect_ok "eval of the resumed run" "$LMLAB" eval -m runs/2 --data data --split val --max-batches 2
+expect_ok "convert the resumed checkpoint" "$LMLAB" convert runs/2/checkpoints/step-00000008 resumed.gguf
+expect_ok "generate from the converted resumed run" "$LMLAB" generate -m resumed.gguf -p "The jury" -n 5 --seed 1
+# A time budget is a deadline: a run of 100000 steps max with a 3-second budget stops on the clock,
+# evaluates and checkpoints, says how many steps fit, and its first progress line's ETA is the budget's.
+sed -e 's/"steps": 4/"steps": 100000/' -e 's/"eval_every": 2/"eval_every": 100000/' tiny.json > budget.json
+t0=$(date +%s.%N)
+out=$("$LMLAB" train --config budget.json --data data --name cli-budget --minutes 0.05 2>&1); rc=$?
+t1=$(date +%s.%N)
+if [ "$rc" -eq 0 ] && grep -q "stopped on the clock: [0-9]* steps fit in the 0m03s budget" <<<"$out" &&
+   awk -v a="$t0" -v b="$t1" 'BEGIN { exit !(b - a < 30) }'; then ok "time budget is a deadline"; else bad "time budget (rc=$rc): $out"; fi
+if grep -o "ETA [0-9hms]*" <<<"$out" | head -1 | grep -qE "ETA 0m0[0-3]s"; then ok "first ETA is the budget's"; else bad "first ETA: $(grep -o 'ETA [0-9hms]*' <<<"$out" | head -1)"; fi
+ls runs/4/checkpoints/step-*/tokenizer.json >/dev/null 2>&1 && ok "budget run checkpointed" || bad "budget run has no checkpoint"
+
+# An experiment repeated over seeds: figures as mean ± spread, curves with bands, verdicts in the report.
+mkdir -p exps
+cat > exps/kda-recall.json <<'JSON'
+{"kind": "kda_recall", "description": "micro", "claim": "micro",
+ "mixers": [{"pattern": "A", "name": "softmax"}, {"pattern": "K", "name": "kda"}, {"pattern": "G", "name": "gdn"},
+            {"pattern": "L", "name": "gla"}],
+ "tasks": [{"name": "mqar", "pairs": 2, "queries": 4}],
+ "scales": {"micro": {"model": {"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 32},
+                      "train": {"batch_size": 4, "steps": 4, "warmup": 1, "eval_every": 2, "eval_examples": 8},
+                      "thresholds": [0.05]}}}
+JSON
+out=$(LMLAB_EXPERIMENTS_DIR=exps "$LMLAB" exp run kda-recall --scale micro --seed 3 --seeds 2 --out expout 2>&1); rc=$?
+if [ "$rc" -eq 0 ] && grep -q "seeds\*\*: 3, 4" expout/report.md && grep -q "± " expout/report.md &&
+   grep -qE "\| (held|did not hold|mixed|not tested) " expout/report.md && grep -q '"seeds": \[' expout/results.json &&
+   grep -q "lmlab exp run kda-recall --scale micro --seed 3 --seeds 2" expout/report.md; then
+  ok "exp run --seeds"; else bad "exp run --seeds (rc=$rc): $out"; fi
+expect_error "exp run --seeds 0" "--seeds must be 1..1000" env LMLAB_EXPERIMENTS_DIR=exps "$LMLAB" exp run kda-recall --scale micro --seeds 0
+
 long=$(printf 'the %.0s' $(seq 1 60))
 expect_error "prompt longer than the context" "exceeds the model's context" "$LMLAB" generate -m runs/1 -p "$long" -n 4
 expect_error "missing model" "does not exist" "$LMLAB" generate -m nowhere -p hi

@@ -157,3 +157,38 @@ TEST(Plot, MissingGnuplotSaysHowToInstallIt) {
   EXPECT_NE(msg.find("apt-get install gnuplot-nox"), std::string::npos) << msg;
   EXPECT_EQ(files_in(tmp.path), 0u);
 }
+
+// Seeds' spreads: a curve's band (lo..hi) is shaded, a bar's range is an error bar; a band whose length
+// differs from the curve's is an error naming the series.
+TEST(Plot, BandsAndErrorBars) {
+  PlotSpec spec;
+  spec.title = "seeds";
+  Series s{"mean", {0, 1, 2}, {1, 2, 3}};
+  s.lo = {0.5, 1.5, 2.5};
+  s.hi = {1.5, 2.5, 3.5};
+  spec.series = {s};
+  std::string script = plot_script(spec, "out.svg");
+  EXPECT_NE(script.find("0 1 0.5 1.5"), std::string::npos) << script;
+  EXPECT_NE(script.find("using 1:3:4 with filledcurves"), std::string::npos) << script;
+  BarSpec bars{"bars", "", {"a", "b"}, {1.0, 2.0}};
+  bars.lo = {0.8, 1.5};
+  bars.hi = {1.25, 2.5};
+  std::string bs = bars_script(bars, "out.svg");
+  EXPECT_NE(bs.find("yerrorbars"), std::string::npos) << bs;
+  EXPECT_NE(bs.find("1 2 1.5 2.5"), std::string::npos) << bs;
+  spec.series[0].hi.pop_back();
+  try {
+    plot_script(spec, "out.svg");
+    ADD_FAILURE() << "expected ValueError";
+  } catch (const ValueError& e) {
+    EXPECT_NE(std::string(e.what()).find("'mean'"), std::string::npos) << e.what();
+  }
+  bars.lo.pop_back();
+  EXPECT_THROW(bars_script(bars, "out.svg"), ValueError);
+  if (!gnuplot_available()) return;
+  TempDir tmp;
+  spec.series[0].hi.push_back(3.5);
+  EXPECT_NE(slurp(plot_svg(spec, (tmp.path / "band.svg").string())).find("<svg"), std::string::npos);
+  bars.lo.push_back(1.5);
+  EXPECT_NE(slurp(plot_bars_svg(bars, (tmp.path / "err.svg").string())).find("<svg"), std::string::npos);
+}

@@ -149,6 +149,71 @@ TEST(Resume, StopRequestCheckpointsAndReturns) {
   fs::remove_all(dir);
 }
 
+// The tokenizer is not part of the train config that a resume rebuilds from the run registry: the
+// resumed trainer takes it from the checkpoint, so the checkpoints written after a resume are complete.
+TEST(Resume, ResumedCheckpointsKeepTheTokenizer) {
+  std::string dir = (fs::temp_directory_path() / ("lmlab_resume_tok_" + std::to_string(getpid()))).string();
+  fs::remove_all(dir);
+  make_data(dir);
+  TrainConfig c = small_config(dir);
+  c.steps = 10;
+  c.ckpt_every = 0;
+  c.tokenizer_json = R"({"version": "1.0", "model": {"type": "BPE"}})";
+  {
+    Trainer tr(c);
+    tr.on_step = [](const StepInfo& s) {
+      if (s.step == 5) Trainer::request_stop();
+    };
+    EXPECT_FALSE(tr.run());
+    Trainer::clear_stop();
+  }
+  TrainConfig again = TrainConfig::from_json(c.to_json());  // what `lmlab train --resume` rebuilds
+  EXPECT_TRUE(again.tokenizer_json.empty());
+  Trainer tr(again);
+  ASSERT_TRUE(tr.resume());
+  EXPECT_TRUE(tr.run());
+  std::string ck = c.out_dir + "/checkpoints/step-00000010";
+  ASSERT_EQ(latest_checkpoint(c.out_dir + "/checkpoints"), ck);
+  EXPECT_EQ(read_text_file(ck + "/tokenizer.json"), c.tokenizer_json);
+  fs::remove_all(dir);
+}
+
+// A time budget is a deadline: with a step maximum far out of reach the run stops on the clock after
+// the step in progress, evaluates once more and checkpoints; the first step's ETA is the budget's.
+TEST(TimeBudget, StopsOnTheClock) {
+  std::string dir = (fs::temp_directory_path() / ("lmlab_budget_" + std::to_string(getpid()))).string();
+  fs::remove_all(dir);
+  make_data(dir);
+  TrainConfig c = small_config(dir);
+  c.steps = 1000000;
+  c.ckpt_every = 0;
+  c.eval_every = 1000000;
+  c.eval_batches = 2;
+  c.time_budget_s = 0.5;
+  Trainer tr(c);
+  std::vector<StepInfo> seen;
+  std::vector<EvalInfo> evals;
+  tr.on_step = [&](const StepInfo& s) { seen.push_back(s); };
+  tr.on_eval = [&](const EvalInfo& e) { evals.push_back(e); };
+  EXPECT_TRUE(tr.run());
+  EXPECT_TRUE(tr.stopped_on_clock());
+  ASSERT_FALSE(seen.empty());
+  EXPECT_LE(seen.front().eta_s, 0.5);
+  EXPECT_LT(seen.front().total_steps, c.steps) << "the first progress line shows the budget's estimate";
+  EXPECT_LT(tr.step(), c.steps);
+  EXPECT_EQ(seen.back().step, tr.step());
+  EXPECT_EQ(seen.back().total_steps, tr.step());
+  EXPECT_GE(tr.elapsed_s(), 0.5);
+  // one step past the deadline at most: the last step started before it
+  double step_s = tr.elapsed_s() / double(tr.step());
+  EXPECT_LT(tr.elapsed_s(), 0.5 + 20 * step_s + 2.0);
+  ASSERT_EQ(evals.size(), 1u);
+  EXPECT_EQ(evals[0].step, tr.step());
+  EXPECT_EQ(latest_checkpoint(c.out_dir + "/checkpoints"),
+            c.out_dir + "/checkpoints/step-" + std::string(8 - std::to_string(tr.step()).size(), '0') + std::to_string(tr.step()));
+  fs::remove_all(dir);
+}
+
 TEST(Resume, CorruptCheckpointIsAClearError) {
   std::string dir = (fs::temp_directory_path() / ("lmlab_corrupt_" + std::to_string(getpid()))).string();
   fs::remove_all(dir);

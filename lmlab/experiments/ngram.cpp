@@ -1,5 +1,5 @@
 // Unigram / bigram baselines.
-#include "lmlab/lab/ngram.h"
+#include "lmlab/experiments/ngram.h"
 
 #include <cmath>
 #include <unordered_map>
