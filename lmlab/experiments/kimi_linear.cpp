@@ -87,9 +87,8 @@ TrainConfig base_config(const Spec& p, const CorpusMeta& corpus, uint64_t seed) 
   const auto& ms = p.model;
   const auto& ts = p.train;
   TrainConfig base;
-  base.model.vocab_size = corpus.vocab_size;
+  exp::use_corpus(base, corpus, seed);
   base.model.tie_word_embeddings = true;
-  base.model.eos_token_id = base.model.bos_token_id = corpus.eot_id;
   base.model.hidden_size = ms.at("hidden_size").get<int64_t>();
   base.model.num_hidden_layers = ms.at("num_hidden_layers").get<int64_t>();
   base.model.num_attention_heads = base.model.num_key_value_heads = ms.at("num_attention_heads").get<int64_t>();
@@ -101,10 +100,6 @@ TrainConfig base_config(const Spec& p, const CorpusMeta& corpus, uint64_t seed) 
   base.model.qk_rope_head_dim = json_or<int64_t>(ms, "qk_rope_head_dim", D / 2);
   base.context = ms.at("context").get<int64_t>();
   base.model.max_position_embeddings = base.context;
-  base.train_data = corpus.shard(0);
-  base.val_data = corpus.shard(1);
-  base.val_bytes_per_token = corpus.bytes_per_token(1);
-  base.tokenizer_json = read_text_file(corpus.tokenizer_path());
   base.batch_size = ts.at("batch_size").get<int64_t>();
   base.steps = ts.at("steps").get<int64_t>();
   base.lr = json_or<double>(ts, "lr", 2e-3);
@@ -112,7 +107,6 @@ TrainConfig base_config(const Spec& p, const CorpusMeta& corpus, uint64_t seed) 
   base.warmup = json_or<int64_t>(ts, "warmup", 30);
   base.eval_every = json_or<int64_t>(ts, "eval_every", 50);
   base.eval_batches = json_or<int64_t>(ts, "eval_batches", 8);
-  base.seed = seed;
   base.ckpt_every = 0;
   base.keep_last = 1;
   base.log_every = 1;

@@ -50,7 +50,7 @@ TrainConfig model_config(const Spec& p, const CorpusMeta& corpus, uint64_t seed)
   const auto& ms = p.model;
   const auto& ts = p.train;
   TrainConfig cfg;
-  cfg.model.vocab_size = corpus.vocab_size;
+  exp::use_corpus(cfg, corpus, seed);
   cfg.model.hidden_size = ms.at("hidden_size").get<int64_t>();
   cfg.model.num_hidden_layers = ms.at("num_hidden_layers").get<int64_t>();
   cfg.model.num_attention_heads = ms.at("num_attention_heads").get<int64_t>();
@@ -59,12 +59,6 @@ TrainConfig model_config(const Spec& p, const CorpusMeta& corpus, uint64_t seed)
   cfg.context = ms.at("context").get<int64_t>();
   cfg.model.max_position_embeddings = cfg.context;
   cfg.model.tie_word_embeddings = json_or<bool>(ms, "tie_word_embeddings", true);
-  cfg.model.eos_token_id = corpus.eot_id;
-  cfg.model.bos_token_id = corpus.eot_id;
-  cfg.train_data = corpus.shard(0);
-  cfg.val_data = corpus.shard(1);
-  cfg.val_bytes_per_token = corpus.bytes_per_token(1);
-  cfg.tokenizer_json = read_text_file(corpus.tokenizer_path());
   cfg.batch_size = ts.at("batch_size").get<int64_t>();
   cfg.steps = ts.at("steps").get<int64_t>();
   cfg.lr = json_or<double>(ts, "lr", 1e-3);
@@ -75,7 +69,6 @@ TrainConfig model_config(const Spec& p, const CorpusMeta& corpus, uint64_t seed)
   cfg.eval_batches = json_or<int64_t>(ts, "eval_batches", 20);
   cfg.ckpt_every = json_or<int64_t>(ts, "ckpt_every", 0);
   cfg.log_every = json_or<int64_t>(ts, "log_every", 1);
-  cfg.seed = seed;
   cfg.time_budget_s = p.minutes * 60.0;
   cfg.precision = json_or<std::string>(ts, "precision", "f32");
   return cfg;

@@ -115,13 +115,7 @@ Spec parse_spec(const ExperimentContext& ctx) {
 
 std::vector<Variant> make_variants(const Spec& p, const CorpusMeta& corpus, uint64_t seed) {
   TrainConfig base = p.base;
-  base.model.vocab_size = corpus.vocab_size;
-  base.model.eos_token_id = base.model.bos_token_id = corpus.eot_id;
-  base.train_data = corpus.shard(0);
-  base.val_data = corpus.shard(1);
-  base.val_bytes_per_token = corpus.bytes_per_token(1);
-  base.tokenizer_json = read_text_file(corpus.tokenizer_path());
-  base.seed = seed;
+  exp::use_corpus(base, corpus, seed);
   std::vector<Variant> out;
   for (const auto& v : p.variants) {
     Variant r;

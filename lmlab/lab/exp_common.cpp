@@ -138,4 +138,14 @@ ExperimentResult finish(ExperimentRun& run, const Report& rep, const nlohmann::o
   return er;
 }
 
+void use_corpus(TrainConfig& cfg, const CorpusMeta& corpus, uint64_t seed) {
+  cfg.model.vocab_size = corpus.vocab_size;
+  cfg.model.eos_token_id = cfg.model.bos_token_id = corpus.eot_id;
+  cfg.train_data = corpus.shard(0);
+  cfg.val_data = corpus.shard(1);
+  cfg.val_bytes_per_token = corpus.bytes_per_token(1);
+  cfg.tokenizer_json = read_text_file(corpus.tokenizer_path());
+  cfg.seed = seed;
+}
+
 }  // namespace lmlab::exp

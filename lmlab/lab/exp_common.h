@@ -17,6 +17,7 @@
 #include "lmlab/lab/train_run.h"
 #include "lmlab/lab/verdict.h"
 #include "lmlab/models/transformer.h"
+#include "lmlab/train/corpus.h"
 
 namespace lmlab::exp {
 
@@ -55,6 +56,10 @@ Measured over_seeds(const ExperimentContext& ctx, uint64_t spec_seed,
 // (plus "/seed<S>" when the experiment runs several seeds), logging and reporting progress through
 // ctx, and returns the run.
 TrainRunResult train_variant(const ExperimentContext& ctx, const TrainConfig& cfg, const std::string& variant);
+
+// Points a variant's config at a prepared corpus: vocabulary, end-of-text id as BOS/EOS, train /
+// validation shards, validation bytes per token, the tokenizer, and the run seed.
+void use_corpus(TrainConfig& cfg, const CorpusMeta& corpus, uint64_t seed);
 
 // The experiment's own registered run ("<experiment>/<scale>", kind "exp") and its output folder
 // (ctx.out_dir, else <runs_dir>/<id>), created.
