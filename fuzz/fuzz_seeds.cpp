@@ -70,6 +70,11 @@ int main(int argc, char** argv) {
     put(ix, "no_total", R"({"weight_map": {"norm": "sub/extra.safetensors", "embed.weight": "sub/extra.safetensors"}})");
     put(ix, "float_total", R"({"metadata": {"total_size": 24.0}, "weight_map": {"embed.weight": "model-00001-of-00002.safetensors"}})");
 
+    // the chat templates of tests/chat (feature, family-style and failing ones)
+    fs::path jj = out / "fuzz_jinja";
+    for (const auto& e : fs::directory_iterator(std::string(LMLAB_SOURCE_DIR) + "/tests/chat/templates"))
+      if (e.path().extension() == ".jinja") put(jj, e.path().filename().string(), read_text_file(e.path().string()));
+
     fs::path gg = out / "fuzz_gguf";
     GgufWriter meta;
     meta.set("general.architecture", "llama");

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs every Debian package lmlab's build, tests and benchmarks need.
 # Idempotent: packages already present are skipped by apt; safe to run repeatedly.
-# Usage: scripts/install-deps.sh [--with-torch]   (torch only for fixture generation / benchmarks)
+# Usage: scripts/install-deps.sh [--with-torch]   (the Python oracles: torch for fixtures and
+#        benchmarks, jinja2 for the chat-template expectations of tools/chat; not needed by make test)
 set -euo pipefail
 
 SUDO=""
@@ -27,7 +28,7 @@ PKGS=(
 # Node.js whose npm conflicts with Debian's, so install Debian's only when absent.
 if ! command -v npm >/dev/null 2>&1; then PKGS+=(nodejs npm); fi
 if [ "${1:-}" = "--with-torch" ]; then
-  PKGS+=(python3 python3-torch python3-numpy)
+  PKGS+=(python3 python3-torch python3-numpy python3-jinja2)
 fi
 
 missing=()

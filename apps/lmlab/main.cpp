@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
   lmlab::app::register_tokenize(app);
   lmlab::app::register_quantize(app);
   lmlab::app::register_logits(app);
+  lmlab::app::register_template(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

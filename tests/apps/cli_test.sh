@@ -5,6 +5,7 @@
 # Usage: cli_test.sh <path to lmlab binary>
 set -uo pipefail
 LMLAB="$1"
+HERE=$(cd "$(dirname "$0")" && pwd)
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
 cd "$W"
@@ -160,6 +161,31 @@ if [ "$n" -ge 16 ] && [ "$n" -le 28 ]; then ok "long prompt is $n tokens"; else 
 for m in tiny-q8.gguf tiny-bf16-hf; do
   expect_ok "AVX2: generate from $m with a $n-token prompt" env ONEDNN_MAX_CPU_ISA=AVX2 "$LMLAB" generate -m "$m" -p "$prompt" -n 2
 done
+
+# lmlab template: the prompt exactly as jinja2 renders it (a committed oracle case), a template that
+# raises gives its message and exit 1, an unsupported feature is named with its line; a run's
+# checkpoint (no chat template) falls back to ChatML with a warning.
+CHAT="$HERE/../chat"
+if LMLAB_FIXED_DATE=2026-01-15 "$LMLAB" template --template "$CHAT/templates/fam_llama3.jinja" \
+    --messages "$CHAT/conversations/tools_object_args.json" --add-generation-prompt --bos-token '<|begin_of_text|>' --eos-token '<|eot_id|>' \
+    > rendered.txt 2>err.txt && cmp -s rendered.txt "$CHAT/expected/fam_llama3__tools_object_args__agp1.txt"; then
+  ok "template renders byte-identical to jinja2"
+else
+  bad "template render differs from jinja2: $(head -c 300 err.txt)"
+fi
+printf '{%% if messages[0].role != "system" %%}{{ raise_exception("first message must be system") }}{%% endif %%}' > raise.jinja
+echo '[{"role": "user", "content": "hi"}]' > msgs.json
+expect_error "template: raise_exception" "first message must be system" "$LMLAB" template --template raise.jinja --messages msgs.json
+printf 'a\n{%% include "x.jinja" %%}' > inc.jinja
+expect_error "template: unsupported feature" "inc.jinja:2: unsupported feature '{% include %}'" "$LMLAB" template --template inc.jinja --messages msgs.json
+echo '{"messages": 3}' > badmsgs.json
+expect_error "template: bad messages file" "\"messages\" must be an array" "$LMLAB" template --template raise.jinja --messages badmsgs.json
+out=$("$LMLAB" template -m runs/1 --messages msgs.json --add-generation-prompt 2>warn.txt)
+if [ "$out" = $'<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant' ] && grep -q "using the default (ChatML)" warn.txt; then
+  ok "template: a model without one gets ChatML and a warning"
+else
+  bad "template: ChatML default: $out / $(cat warn.txt)"
+fi
 
 expect_error "quantize: unknown type" "unknown type 'q3'" "$LMLAB" quantize tiny.gguf x.gguf q3
 expect_error "quantize: same file" "same file" "$LMLAB" quantize tiny.gguf tiny.gguf q8_0
