@@ -1,6 +1,7 @@
 // Generation loops.
 #include "lmlab/infer/generate.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 
@@ -68,7 +69,8 @@ std::vector<int64_t> generate(const Transformer& model, InferState& state, const
   while (int64_t(out.size()) < opt.max_new_tokens) {
     int64_t next = sample_token(logits.data(), int64_t(logits.size()), state.tokens, opt.sampler, gen);
     out.push_back(next);
-    if (opt.eos_id >= 0 && next == opt.eos_id) {
+    if ((opt.eos_id >= 0 && next == opt.eos_id) ||
+        std::find(opt.stop_ids.begin(), opt.stop_ids.end(), next) != opt.stop_ids.end()) {
       st.stop_reason = "eos";
       break;
     }
@@ -105,6 +107,13 @@ TextGeneration generate_text(const Transformer& model, const Tokenizer& tok, con
   std::vector<int64_t> ids(ids32.begin(), ids32.end());
   if (ids.empty() && tok.bos_id()) ids.push_back(*tok.bos_id());
   LMLAB_CHECK(!ids.empty(), ValueError, "[generate] the prompt encodes to no tokens and the tokenizer has no BOS");
+  InferState state(model);
+  return generate_text(model, tok, state, ids, std::move(opt), on_piece);
+}
+
+TextGeneration generate_text(const Transformer& model, const Tokenizer& tok, InferState& state,
+                             const std::vector<int64_t>& ids, GenerateOptions opt,
+                             const std::function<void(const std::string&)>& on_piece) {
   if (opt.eos_id < 0 && tok.eos_id()) opt.eos_id = *tok.eos_id();
   // Stream decoded text: decode the growing sequence and emit only complete new UTF-8 text, so
   // multi-byte characters split across tokens come out whole.
@@ -135,7 +144,6 @@ TextGeneration generate_text(const Transformer& model, const Tokenizer& tok, con
     }
     return user_cb ? user_cb(t) : true;
   };
-  InferState state(model);
   TextGeneration r;
   r.tokens = generate(model, state, ids, opt, &r.stats, &tok);
   std::vector<int32_t> out32(r.tokens.begin(), r.tokens.end());

@@ -26,6 +26,7 @@ struct GenerateOptions {
   SamplerConfig sampler;
   std::vector<std::string> stop;     // stop strings (checked on the decoded text)
   int64_t eos_id = -1;               // stop token (-1 = none)
+  std::vector<int64_t> stop_ids;     // more stop tokens (end of turn: <|im_end|>, <|eot_id|>, ...)
   // Streaming: called with each new token id; return false to stop.
   std::function<bool(int64_t)> on_token;
 };
@@ -45,6 +46,12 @@ struct TextGeneration {
 };
 TextGeneration generate_text(const Transformer& model, const Tokenizer& tok, const std::string& prompt,
                              GenerateOptions opt, const std::function<void(const std::string&)>& on_piece = {});
+
+// The same over a caller's state (kept for the next call, e.g. a chat's next turn) and token ids;
+// stop strings are cut from text and never streamed.
+TextGeneration generate_text(const Transformer& model, const Tokenizer& tok, InferState& state,
+                             const std::vector<int64_t>& ids, GenerateOptions opt,
+                             const std::function<void(const std::string&)>& on_piece = {});
 
 // Batched: one row per prompt (left-padded), greedy or sampled with per-row generators seeded
 // seed + row. Returns each row's new tokens (each stops at eos or max_new_tokens).

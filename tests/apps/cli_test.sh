@@ -187,6 +187,20 @@ else
   bad "template: ChatML default: $out / $(cat warn.txt)"
 fi
 
+# lmlab chat, scripted through a pipe: turns, /system, /reset, /save (the history as JSON), /exit
+# (a terse template: the test model's context is 32 tokens).
+printf '{%% for m in messages %%}{{ m.content }}{%% endfor %%}' > terse.jinja
+printf 'hi\n/system A\nyo\n/save conv.json\n/reset\nok\n/save conv2.json\n/exit\n' |
+  "$LMLAB" chat -m runs/1 --template terse.jinja -n 3 --temp 0 > chat_out.txt 2> chat_err.txt
+rc=$?
+roles=$(python3 -c "import json; print(','.join(m['role'] for m in json.load(open('conv.json'))['messages']))" 2>&1)
+roles2=$(python3 -c "import json; print(','.join(m['role'] for m in json.load(open('conv2.json'))['messages']))" 2>&1)
+if [ "$rc" -eq 0 ] && [ "$roles" = "system,user,assistant,user,assistant" ] && [ "$roles2" = "system,user,assistant" ]; then
+  ok "chat: scripted turns, /system, /save, /reset"
+else
+  bad "chat (rc=$rc): roles '$roles' / '$roles2': $(cat chat_err.txt)"
+fi
+
 expect_error "quantize: unknown type" "unknown type 'q3'" "$LMLAB" quantize tiny.gguf x.gguf q3
 expect_error "quantize: same file" "same file" "$LMLAB" quantize tiny.gguf tiny.gguf q8_0
 expect_error "logits: bad id" "'x' is not a token id" "$LMLAB" logits -m tiny.gguf --tokens 1,x --out c.safetensors
