@@ -26,9 +26,9 @@ struct GenerateOptions {
   SamplerConfig sampler;
   std::vector<std::string> stop;     // stop strings (checked on the decoded text)
   int64_t eos_id = -1;               // stop token (-1 = none)
-  std::vector<int64_t> stop_ids;     // more stop tokens (end of turn: <|im_end|>, <|eot_id|>, ...)
   // Streaming: called with each new token id; return false to stop.
   std::function<bool(int64_t)> on_token;
+  std::vector<int64_t> stop_ids;     // more stop tokens (end of turn: <|im_end|>, <|eot_id|>, ...)
 };
 
 // Feeds `prompt` (appended to whatever the state holds) and generates; returns the new tokens.

@@ -111,7 +111,7 @@ TEST(Generate, BatchedEqualsOneByOneAndStateForks) {
   }
   // fork: two continuations of one prefix, each equal to a fresh run
   InferState base(m);
-  generate(m, base, {4, 5, 6}, GenerateOptions{0, o.sampler, {}, -1, {}});
+  generate(m, base, {4, 5, 6}, GenerateOptions{0, o.sampler, {}, -1, {}, {}});
   InferState a = base.fork(), b = base.fork();
   GenerateOptions o2 = o;
   o2.max_new_tokens = 4;
