@@ -35,6 +35,30 @@ size_t find_stop(const std::string& text, const std::vector<std::string>& stops,
 }
 }  // namespace
 
+Decoder::Decoder(const Transformer& model, InferState& state, SamplerConfig sampler)
+    : model_(model), state_(state), sampler_(std::move(sampler)), gen_(sampler_.seed) {}
+
+void Decoder::feed(const std::vector<int64_t>& ids) {
+  NoGrad ng;
+  if (!ids.empty()) {
+    Tensor l = model_.forward(ids_tensor(ids), &state_.cache);  // [1, T, V]
+    logits_ = last_logits(l, 0);
+    state_.tokens.insert(state_.tokens.end(), ids.begin(), ids.end());
+    return;
+  }
+  LMLAB_CHECK(state_.length() > 0, ValueError, "[generate] nothing to feed: empty tokens and empty state");
+  int64_t last = state_.tokens.back();
+  state_.truncate(state_.length() - 1);
+  Tensor l = model_.forward(ids_tensor({last}), &state_.cache);
+  logits_ = last_logits(l, 0);
+  state_.tokens.push_back(last);
+}
+
+int64_t Decoder::sample() {
+  LMLAB_CHECK(!logits_.empty(), ValueError, "[generate] sample before any token was fed");
+  return sample_token(logits_.data(), int64_t(logits_.size()), state_.tokens, sampler_, gen_);
+}
+
 std::vector<int64_t> generate(const Transformer& model, InferState& state, const std::vector<int64_t>& prompt,
                               const GenerateOptions& opt, GenerateStats* stats, const Tokenizer* tok) {
   opt.sampler.validate();
@@ -44,30 +68,18 @@ std::vector<int64_t> generate(const Transformer& model, InferState& state, const
   LMLAB_CHECK(!prompt.empty() || start > 0, ValueError, "[generate] empty prompt and empty state");
   LMLAB_CHECK(start + int64_t(prompt.size()) <= ctx, ValueError, "[generate] prompt of ", prompt.size(),
               " tokens (after ", start, " in the state) exceeds the model's context of ", ctx, " tokens");
-  Generator gen(opt.sampler.seed);
   GenerateStats st;
   st.prompt_tokens = int64_t(prompt.size());
   double t0 = now_s();
-  std::vector<float> logits;
-  if (!prompt.empty()) {
-    Tensor l = model.forward(ids_tensor(prompt), &state.cache);  // [1, T, V]
-    logits = last_logits(l, 0);
-    state.tokens.insert(state.tokens.end(), prompt.begin(), prompt.end());
-  } else {
-    // Continue from a state whose last token's logits we do not keep: re-feed it after a rollback.
-    int64_t last = state.tokens.back();
-    state.truncate(state.length() - 1);
-    Tensor l = model.forward(ids_tensor({last}), &state.cache);
-    logits = last_logits(l, 0);
-    state.tokens.push_back(last);
-  }
+  Decoder dec(model, state, opt.sampler);
+  dec.feed(prompt);  // (an empty prompt re-feeds the state's last token)
   double t1 = now_s();
   st.prefill_s = t1 - t0;
   std::vector<int64_t> out;
   std::string text;
   st.stop_reason = "length";
   while (int64_t(out.size()) < opt.max_new_tokens) {
-    int64_t next = sample_token(logits.data(), int64_t(logits.size()), state.tokens, opt.sampler, gen);
+    int64_t next = dec.sample();
     out.push_back(next);
     if ((opt.eos_id >= 0 && next == opt.eos_id) ||
         std::find(opt.stop_ids.begin(), opt.stop_ids.end(), next) != opt.stop_ids.end()) {
@@ -91,9 +103,7 @@ std::vector<int64_t> generate(const Transformer& model, InferState& state, const
       st.stop_reason = "context";
       break;
     }
-    Tensor l = model.forward(ids_tensor({next}), &state.cache);
-    state.tokens.push_back(next);
-    logits = last_logits(l, 0);
+    dec.feed({next});
   }
   st.new_tokens = int64_t(out.size());
   st.decode_s = now_s() - t1;

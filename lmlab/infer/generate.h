@@ -31,6 +31,29 @@ struct GenerateOptions {
   std::vector<int64_t> stop_ids;     // more stop tokens (end of turn: <|im_end|>, <|eot_id|>, ...)
 };
 
+// One sequence decoded a step at a time over its state: feed tokens (the prompt, then each chosen
+// token), sample from the last position's logits. generate() runs one to the end; the server keeps
+// one per request and steps them in turn. Sampling draws from the Decoder's own generator, seeded
+// with the sampler's seed, so a request gives the same tokens alone or beside others.
+class Decoder {
+ public:
+  Decoder(const Transformer& model, InferState& state, SamplerConfig sampler);
+  // Feeds tokens after what the state holds and keeps the last position's logits. An empty list
+  // re-feeds the state's last token (a state whose logits were not kept, e.g. after a rollback).
+  void feed(const std::vector<int64_t>& ids);
+  // The next token from the kept logits (not fed: feed it to go on).
+  int64_t sample();
+  const std::vector<float>& logits() const { return logits_; }
+  InferState& state() { return state_; }
+
+ private:
+  const Transformer& model_;
+  InferState& state_;
+  SamplerConfig sampler_;
+  Generator gen_;
+  std::vector<float> logits_;
+};
+
 // Feeds `prompt` (appended to whatever the state holds) and generates; returns the new tokens.
 // The prompt plus new tokens must fit the model's context: a longer prompt is a ValueError naming
 // both lengths, and generation stops with reason "context" at the limit.
