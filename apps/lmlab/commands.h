@@ -20,6 +20,7 @@ void register_quantize(CLI::App& app);
 void register_logits(CLI::App& app);
 void register_template(CLI::App& app);
 void register_chat(CLI::App& app);
+void register_serve(CLI::App& app);
 
 // Progress line: rewritten in place on a terminal, printed every `every` calls otherwise.
 void progress_line(const std::string& line);

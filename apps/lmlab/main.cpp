@@ -27,6 +27,7 @@ int main(int argc, char** argv) {
   lmlab::app::register_logits(app);
   lmlab::app::register_template(app);
   lmlab::app::register_chat(app);
+  lmlab::app::register_serve(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

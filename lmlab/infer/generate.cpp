@@ -125,46 +125,68 @@ TextGeneration generate_text(const Transformer& model, const Tokenizer& tok, Inf
                              const std::vector<int64_t>& ids, GenerateOptions opt,
                              const std::function<void(const std::string&)>& on_piece) {
   if (opt.eos_id < 0 && tok.eos_id()) opt.eos_id = *tok.eos_id();
-  // Stream decoded text: decode the growing sequence and emit only complete new UTF-8 text, so
-  // multi-byte characters split across tokens come out whole.
-  std::vector<int32_t> produced;
-  std::string emitted;
-  size_t hold = 0;  // bytes held back that could begin a stop string (never streamed if it completes)
-  for (const auto& s : opt.stop) hold = std::max(hold, s.empty() ? 0 : s.size() - 1);
+  TextStreamer streamer(tok, opt.stop);
   auto user_cb = opt.on_token;
   opt.on_token = [&](int64_t t) {
-    produced.push_back(int32_t(t));
-    if (on_piece) {
-      std::string all = tok.decode(produced, true);
-      size_t end = all.size();
-      // hold back an incomplete trailing UTF-8 sequence
-      size_t i = end;
-      int back = 0;
-      while (i > 0 && back < 4 && (static_cast<unsigned char>(all[i - 1]) & 0xC0) == 0x80) { --i; ++back; }
-      if (i > 0) {
-        unsigned char lead = static_cast<unsigned char>(all[i - 1]);
-        int need = lead >= 0xF0 ? 3 : lead >= 0xE0 ? 2 : lead >= 0xC0 ? 1 : 0;
-        if (need > back) end = i - 1;
-      }
-      end = end > hold ? end - hold : 0;
-      if (end > emitted.size() && all.compare(0, emitted.size(), emitted) == 0) {
-        on_piece(all.substr(emitted.size(), end - emitted.size()));
-        emitted = all.substr(0, end);
-      }
-    }
+    std::string piece = streamer.push(t);
+    if (on_piece && !piece.empty()) on_piece(piece);
     return user_cb ? user_cb(t) : true;
   };
   TextGeneration r;
   r.tokens = generate(model, state, ids, opt, &r.stats, &tok);
+  std::string rest;
   std::vector<int32_t> out32(r.tokens.begin(), r.tokens.end());
   r.text = tok.decode(out32, true);
   if (r.stats.stop_reason == "stop") {
     size_t p = find_stop(r.text, opt.stop);
     if (p != std::string::npos) r.text.resize(p);
   }
-  if (on_piece && r.text.size() > emitted.size() && r.text.compare(0, emitted.size(), emitted) == 0)
-    on_piece(r.text.substr(emitted.size()));
+  streamer.finish(&rest);  // what was held back (a stop string's possible start, a partial character)
+  if (on_piece && !rest.empty() && r.text.size() >= rest.size() &&
+      r.text.compare(r.text.size() - rest.size(), rest.size(), rest) == 0)
+    on_piece(rest);
   return r;
+}
+
+TextStreamer::TextStreamer(const Tokenizer& tok, std::vector<std::string> stop) : tok_(tok), stop_(std::move(stop)) {
+  for (const auto& s : stop_) hold_ = std::max(hold_, s.empty() ? 0 : s.size() - 1);
+}
+
+std::string TextStreamer::push(int64_t id) {
+  ids_.push_back(int32_t(id));
+  std::string all = tok_.decode(ids_, true);
+  if (!stopped_ && !stop_.empty() && find_stop(all, stop_) != std::string::npos) stopped_ = true;
+  size_t end = all.size();
+  // hold back an incomplete trailing UTF-8 sequence
+  size_t i = end;
+  int back = 0;
+  while (i > 0 && back < 4 && (static_cast<unsigned char>(all[i - 1]) & 0xC0) == 0x80) {
+    --i;
+    ++back;
+  }
+  if (i > 0) {
+    unsigned char lead = static_cast<unsigned char>(all[i - 1]);
+    int need = lead >= 0xF0 ? 3 : lead >= 0xE0 ? 2 : lead >= 0xC0 ? 1 : 0;
+    if (need > back) end = i - 1;
+  }
+  end = end > hold_ ? end - hold_ : 0;
+  if (stopped_) end = std::min(end, find_stop(all, stop_));
+  if (end > emitted_.size() && all.compare(0, emitted_.size(), emitted_) == 0) {
+    std::string piece = all.substr(emitted_.size(), end - emitted_.size());
+    emitted_ = all.substr(0, end);
+    return piece;
+  }
+  return {};
+}
+
+std::string TextStreamer::finish(std::string* rest) const {
+  std::string all = tok_.decode(ids_, true);
+  size_t p = stop_.empty() ? std::string::npos : find_stop(all, stop_);
+  if (p != std::string::npos) all.resize(p);
+  if (rest) *rest = (all.size() > emitted_.size() && all.compare(0, emitted_.size(), emitted_) == 0)
+                        ? all.substr(emitted_.size())
+                        : std::string();
+  return all;
 }
 
 std::vector<std::vector<int64_t>> generate_batch(const Transformer& model,

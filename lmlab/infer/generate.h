@@ -61,6 +61,28 @@ std::vector<int64_t> generate(const Transformer& model, InferState& state, const
                               const GenerateOptions& opt, GenerateStats* stats = nullptr,
                               const Tokenizer* tok = nullptr);
 
+// Generated tokens as text shown while it grows: only whole UTF-8 characters, and never text that
+// could still turn out to begin a stop string (so a stop string is never shown).
+class TextStreamer {
+ public:
+  TextStreamer(const Tokenizer& tok, std::vector<std::string> stop);
+  // Adds a generated token; returns the text that can be shown now (often empty).
+  std::string push(int64_t id);
+  // The text holds a stop string: the generation should end.
+  bool stopped() const { return stopped_; }
+  // Ends the text: the whole of it (cut before the first stop string) and, in *rest, what push
+  // has not yet returned.
+  std::string finish(std::string* rest = nullptr) const;
+
+ private:
+  const Tokenizer& tok_;
+  std::vector<std::string> stop_;
+  std::vector<int32_t> ids_;
+  std::string emitted_;
+  size_t hold_ = 0;
+  bool stopped_ = false;
+};
+
 // Text in, text out (streaming pieces through on_piece if given).
 struct TextGeneration {
   std::string text;

@@ -1,0 +1,59 @@
+// lmlab's OpenAI-compatible HTTP server (cpp-httplib): /v1/chat/completions and /v1/completions
+// (streamed as server-sent events or not), /v1/models, /health, /metrics (Prometheus text),
+// /tokenize and /detokenize.
+//
+// Requests become jobs for one engine thread that owns the model. The engine keeps up to `slots`
+// jobs decoding at once and gives each a token in turn, step after step; new jobs join between
+// steps and finished or abandoned ones (the client went away) leave. Each job decodes through
+// infer::Decoder over its own InferState with its own sampler seed, so a request gives the same
+// tokens whether it runs alone or beside others. Waiting jobs queue up to `max_queue`; beyond that a
+// request gets 503. Every request is validated first; a bad one gets 400 with an OpenAI-style error
+// body.
+//
+// Not yet: one batched forward over all slots per step, prompt-prefix sharing between requests,
+// tool-call parsing, logprobs, response_format (these answer 400 "not supported"), the web page.
+#pragma once
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "lmlab/chat/chat_template.h"
+#include "lmlab/infer/model_loader.h"
+
+namespace lmlab::serve {
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";
+  int port = 8080;                 // 0: any free port (see Server::port)
+  std::string model_name;          // the id /v1/models lists and responses carry
+  int slots = 4;                   // jobs decoding at once
+  int max_queue = 64;              // jobs waiting beyond the slots; more get 503
+  size_t max_body_bytes = 4 << 20; // larger request bodies get 413
+  int max_tokens_default = 256;    // when a request gives none (capped by the context)
+  int read_timeout_s = 30;         // a client that sends nothing for this long is dropped
+  int request_timeout_s = 600;     // a generation is stopped after this long
+  std::string api_key;             // when set: "Authorization: Bearer <key>" is required
+  int http_threads = 0;            // 0: slots + max_queue + 8
+};
+
+class Server {
+ public:
+  Server(LoadedModel& model, chat::ChatTemplate tmpl, ServerOptions opt);
+  ~Server();
+  // Binds and serves until stop(); returns false if the address could not be bound.
+  bool listen();
+  // Stops accepting, lets the requests in flight finish, and makes listen() return.
+  void stop();
+  // The bound port (after listen() started; with port 0, the one the system chose).
+  int port() const;
+  // Blocks until the server accepts connections (for tests and scripts).
+  void wait_until_ready() const;
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace lmlab::serve

@@ -1,0 +1,263 @@
+// The OpenAI-compatible server over loopback with a tiny random model: endpoints, validation with
+// OpenAI error bodies, streaming that adds up to the whole answer, concurrent requests that give
+// what they give alone, the queue bound (503), the API key, and a client that goes away.
+#include <gtest/gtest.h>
+
+#include <httplib.h>
+
+#include <atomic>
+#include <future>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "lmlab/serve/chat_session.h"
+#include "lmlab/serve/server.h"
+
+using namespace lmlab;
+using json = nlohmann::ordered_json;
+
+namespace {
+
+LoadedModel tiny_model(int64_t hidden = 32, int64_t layers = 2, int64_t ctx = 256) {
+  std::vector<std::string> corpus = {"the cat sat on the mat. the dog sat on the log.", "user assistant system hello"};
+  TrainOptions to;
+  to.vocab_size = 300;
+  to.special_tokens = {"<|endoftext|>", "<|im_start|>", "<|im_end|>"};
+  LoadedModel lm;
+  lm.tokenizer = std::make_unique<Tokenizer>(Tokenizer::train(corpus, to));
+  TransformerConfig c;
+  c.vocab_size = lm.tokenizer->vocab_size();
+  c.hidden_size = hidden;
+  c.intermediate_size = hidden * 2;
+  c.num_hidden_layers = layers;
+  c.num_attention_heads = 4;
+  c.num_key_value_heads = 2;
+  c.max_position_embeddings = ctx;
+  lm.model = std::make_unique<Transformer>(c, 11);
+  lm.folder = "tiny";
+  return lm;
+}
+
+chat::ChatTemplate chatml() {
+  chat::ChatTemplate t;
+  t.source = chat::chatml_template();
+  t.origin = "chatml";
+  return t;
+}
+
+// A server on a free loopback port for the test's lifetime.
+struct Running {
+  serve::Server server;
+  std::thread th;
+  Running(LoadedModel& lm, serve::ServerOptions o) : server(lm, chatml(), (o.port = 0, o)) {
+    th = std::thread([this] { server.listen(); });
+    server.wait_until_ready();
+  }
+  ~Running() {
+    server.stop();
+    th.join();
+  }
+  httplib::Client client() const {
+    httplib::Client c("127.0.0.1", server.port());
+    c.set_read_timeout(60, 0);
+    return c;
+  }
+};
+
+json chat_body(const std::string& user, int max_tokens, double temperature, uint64_t seed, bool stream = false) {
+  return json{{"model", "tiny"}, {"messages", json::array({json{{"role", "user"}, {"content", user}}})},
+              {"max_tokens", max_tokens}, {"temperature", temperature}, {"seed", seed}, {"stream", stream}};
+}
+
+std::string content_of(const httplib::Result& r) {
+  EXPECT_TRUE(r);
+  if (!r) return "";
+  EXPECT_EQ(r->status, 200) << r->body;
+  json j = json::parse(r->body);
+  return j["choices"][0]["message"]["content"].get<std::string>();
+}
+
+// The text of a streamed chat answer (the deltas joined) and whether it ended with [DONE].
+std::string stream_text(const std::string& body, bool* done) {
+  std::string text;
+  *done = false;
+  size_t pos = 0;
+  while ((pos = body.find("data: ", pos)) != std::string::npos) {
+    size_t end = body.find("\n\n", pos);
+    std::string payload = body.substr(pos + 6, end - pos - 6);
+    pos = end;
+    if (payload == "[DONE]") {
+      *done = true;
+      break;
+    }
+    json j = json::parse(payload);
+    const json& d = j["choices"][0]["delta"];
+    if (d.contains("content")) text += d["content"].get<std::string>();
+  }
+  return text;
+}
+
+}  // namespace
+
+TEST(Server, EndpointsAndGreedyAnswerLikeTheChatSession) {
+  LoadedModel lm = tiny_model();
+  Running r(lm, {});
+  auto c = r.client();
+  auto h = c.Get("/health");
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->status, 200);
+  auto m = c.Get("/v1/models");
+  ASSERT_TRUE(m);
+  EXPECT_EQ(json::parse(m->body)["data"][0]["context_length"], 256);
+  auto res = c.Post("/v1/chat/completions", chat_body("the cat", 12, 0.0, 1).dump(), "application/json");
+  std::string got = content_of(res);
+  json j = json::parse(res->body);
+  EXPECT_EQ(j["object"], "chat.completion");
+  EXPECT_GT(j["usage"]["prompt_tokens"].get<int>(), 3);
+  // the same greedy turn through ChatSession (the path of lmlab chat)
+  serve::ChatSession s(*lm.model, *lm.tokenizer, chatml(), serve::chat_stop_ids(*lm.tokenizer, {}, chatml()));
+  GenerateOptions o;
+  o.sampler.temperature = 0;
+  o.max_new_tokens = 12;
+  EXPECT_EQ(got, s.reply("the cat", o).text);
+  auto tk = c.Post("/tokenize", R"({"content": "the cat"})", "application/json");
+  ASSERT_TRUE(tk);
+  json ids = json::parse(tk->body)["tokens"];
+  auto dt = c.Post("/detokenize", json{{"tokens", ids}}.dump(), "application/json");
+  ASSERT_TRUE(dt);
+  EXPECT_EQ(json::parse(dt->body)["content"], "the cat");
+  auto met = c.Get("/metrics");
+  ASSERT_TRUE(met);
+  EXPECT_NE(met->body.find("lmlab_requests_total{endpoint=\"/v1/chat/completions\",code=\"200\"} 1"), std::string::npos);
+  EXPECT_NE(met->body.find("lmlab_request_duration_seconds_count 1"), std::string::npos);
+}
+
+TEST(Server, BadRequestsGetOpenAiErrors) {
+  LoadedModel lm = tiny_model();
+  Running r(lm, {});
+  auto c = r.client();
+  auto expect = [&](const std::string& path, const std::string& body, int status, const std::string& needle) {
+    auto res = c.Post(path, body, "application/json");
+    ASSERT_TRUE(res) << body;
+    EXPECT_EQ(res->status, status) << body << " -> " << res->body;
+    json j = json::parse(res->body);
+    ASSERT_TRUE(j.contains("error")) << res->body;
+    EXPECT_NE(j["error"]["message"].get<std::string>().find(needle), std::string::npos) << res->body;
+  };
+  expect("/v1/chat/completions", "{not json", 400, "not valid JSON");
+  expect("/v1/chat/completions", "[1]", 400, "must be a JSON object");
+  expect("/v1/chat/completions", R"({"messages": []})", 400, "non-empty array");
+  expect("/v1/chat/completions", R"({"messages": [{"content": "x"}]})", 400, "role must be a string");
+  expect("/v1/chat/completions", R"({"messages": [{"role": "user", "content": 3}]})", 400, "content must be");
+  expect("/v1/chat/completions", chat_body("x", 5, 7.0, 1).dump(), 400, "'temperature' must be between");
+  expect("/v1/chat/completions", R"({"messages": [{"role": "user", "content": "x"}], "max_tokens": "many"})", 400, "must be an integer");
+  expect("/v1/chat/completions", R"({"messages": [{"role": "user", "content": "x"}], "max_tokens": 100000})", 400,
+         "maximum context length is 256 tokens");
+  expect("/v1/chat/completions", R"({"messages": [{"role": "user", "content": "x"}], "n": 1e300})", 400, "out of range");
+  expect("/v1/chat/completions", R"({"messages": [{"role": "user", "content": "x"}], "stop": [1]})", 400, "'stop' must be");
+  expect("/v1/chat/completions", R"({"messages": [{"role": "user", "content": "x"}], "logprobs": true})", 400, "not supported");
+  expect("/v1/completions", R"({"prompt": 5})", 400, "'prompt' must be a string");
+  expect("/detokenize", R"({"tokens": [999999]})", 400, "must hold ids");
+  auto nf = c.Get("/v1/nothing");
+  ASSERT_TRUE(nf);
+  EXPECT_EQ(nf->status, 404);
+  // the server is fine afterwards
+  auto fine = c.Post("/v1/chat/completions", chat_body("the dog", 4, 0.0, 1).dump(), "application/json");
+  ASSERT_TRUE(fine);
+  EXPECT_EQ(fine->status, 200);
+}
+
+TEST(Server, StreamsAddUpAndConcurrentRequestsMatchSequentialOnes) {
+  LoadedModel lm = tiny_model();
+  serve::ServerOptions o;
+  o.slots = 3;
+  Running r(lm, o);
+  const int N = 6;
+  std::vector<std::string> sequential(N);
+  {
+    auto c = r.client();
+    for (int i = 0; i < N; ++i)
+      sequential[i] = content_of(c.Post("/v1/chat/completions", chat_body("the cat sat", 16, 1.0, 100 + i).dump(), "application/json"));
+  }
+  std::vector<std::future<std::string>> futs;
+  for (int i = 0; i < N; ++i)
+    futs.push_back(std::async(std::launch::async, [&, i] {
+      auto c = r.client();
+      if (i % 2 == 0) return content_of(c.Post("/v1/chat/completions", chat_body("the cat sat", 16, 1.0, 100 + i).dump(), "application/json"));
+      auto res = c.Post("/v1/chat/completions", chat_body("the cat sat", 16, 1.0, 100 + i, true).dump(), "application/json");
+      EXPECT_TRUE(res);
+      bool done = false;
+      std::string t = res ? stream_text(res->body, &done) : "";
+      EXPECT_TRUE(done);
+      return t;
+    }));
+  for (int i = 0; i < N; ++i) EXPECT_EQ(futs[size_t(i)].get(), sequential[size_t(i)]) << "request " << i;
+}
+
+TEST(Server, FullQueueAnswers503AndTheServerStaysUp) {
+  LoadedModel lm = tiny_model(128, 4, 512);
+  serve::ServerOptions o;
+  o.slots = 1;
+  o.max_queue = 0;
+  Running r(lm, o);
+  std::atomic<int> ok{0}, busy{0}, other{0};
+  std::vector<std::thread> ts;
+  for (int i = 0; i < 6; ++i)
+    ts.emplace_back([&] {
+      auto c = r.client();
+      auto res = c.Post("/v1/chat/completions", chat_body("the cat", 400, 1.0, 1).dump(), "application/json");
+      if (res && res->status == 200) ++ok;
+      else if (res && res->status == 503 && res->body.find("busy") != std::string::npos) ++busy;
+      else ++other;
+    });
+  for (auto& t : ts) t.join();
+  EXPECT_GE(ok.load(), 1);
+  EXPECT_GE(busy.load(), 1);
+  EXPECT_EQ(other.load(), 0);
+  auto h = r.client().Get("/health");
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->status, 200);
+}
+
+TEST(Server, ApiKeyAndAClientThatGoesAway) {
+  LoadedModel lm = tiny_model(128, 4, 512);
+  serve::ServerOptions o;
+  o.slots = 1;
+  o.api_key = "sekret";
+  Running r(lm, o);
+  auto c = r.client();
+  auto no = c.Get("/v1/models");
+  ASSERT_TRUE(no);
+  EXPECT_EQ(no->status, 401);
+  httplib::Headers auth = {{"Authorization", "Bearer sekret"}};
+  auto yes = c.Get("/v1/models", auth);
+  ASSERT_TRUE(yes);
+  EXPECT_EQ(yes->status, 200);
+  // a streaming client that stops reading after a few chunks: its slot is freed
+  {
+    auto c2 = r.client();
+    int chunks = 0;
+    httplib::Request req;
+    req.method = "POST";
+    req.path = "/v1/chat/completions";
+    req.headers = auth;
+    req.body = chat_body("the cat", 480, 1.0, 1, true).dump();
+    req.set_header("Content-Type", "application/json");
+    req.content_receiver = [&](const char*, size_t, uint64_t, uint64_t) { return ++chunks < 3; };
+    auto res = c2.send(req);
+    EXPECT_GE(chunks, 3);
+  }
+  // the single slot serves the next request, and the abandoned one was cancelled, not run to its
+  // 480 tokens
+  auto next = c.Post("/v1/chat/completions", auth, chat_body("the dog", 4, 0.0, 1).dump(), "application/json");
+  ASSERT_TRUE(next);
+  EXPECT_EQ(next->status, 200);
+  auto met = c.Get("/metrics", auth);
+  ASSERT_TRUE(met);
+  EXPECT_NE(met->body.find("lmlab_slots_active 0"), std::string::npos);
+  size_t p = met->body.find("\nlmlab_tokens_generated_total ");
+  ASSERT_NE(p, std::string::npos);
+  long generated = std::stol(met->body.substr(p + 30));
+  EXPECT_LT(generated, 400) << "the abandoned stream kept decoding";
+}
