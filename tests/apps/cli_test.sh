@@ -201,6 +201,39 @@ else
   bad "chat (rc=$rc): roles '$roles' / '$roles2': $(cat chat_err.txt)"
 fi
 
+# lmlab serve: curl and the official openai npm client (installed by scripts/install-deps.sh into
+# data/npm) against a server on a free port; SIGTERM drains and exits 0.
+"$LMLAB" serve -m runs/1 --port 0 --api-key sekret --template terse.jinja > serve_out.txt 2> serve_err.txt &
+spid=$!
+port=""
+for _ in $(seq 1 100); do
+  port=$(sed -n 's/.* on http:\/\/127.0.0.1:\([0-9]*\).*/\1/p' serve_err.txt 2>/dev/null)
+  [ -n "$port" ] && break
+  sleep 0.1
+done
+if [ -z "$port" ]; then
+  bad "serve did not start: $(cat serve_err.txt)"
+else
+  code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/v1/models")
+  [ "$code" = "401" ] && ok "serve: no API key -> 401" || bad "serve: no API key gave $code"
+  body=$(curl -s -H 'Authorization: Bearer sekret' "http://127.0.0.1:$port/v1/chat/completions" \
+    -d '{"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2, "temperature": 0}')
+  grep -q '"object":"chat.completion"' <<<"$body" && ok "serve: curl chat completion" || bad "serve: curl chat: $body"
+  OPENAI_PKG="$HERE/../../data/npm/node_modules/openai"
+  if [ -d "$OPENAI_PKG" ] && command -v node >/dev/null; then
+    if node "$HERE/openai_client.cjs" "$OPENAI_PKG" "http://127.0.0.1:$port/v1" sekret > openai.txt 2>&1; then
+      ok "serve: the openai npm client ($(grep -c '^ok' openai.txt) checks)"
+    else
+      bad "serve: openai npm client: $(grep -v '^ok' openai.txt | head -5)"
+    fi
+  else
+    bad "serve: the openai npm package is missing (run scripts/install-deps.sh)"
+  fi
+fi
+kill -TERM "$spid" 2>/dev/null
+wait "$spid"; src=$?
+[ "$src" -eq 0 ] && ok "serve: SIGTERM drains and exits 0" || bad "serve: exit code $src after SIGTERM: $(tail -3 serve_err.txt)"
+
 expect_error "quantize: unknown type" "unknown type 'q3'" "$LMLAB" quantize tiny.gguf x.gguf q3
 expect_error "quantize: same file" "same file" "$LMLAB" quantize tiny.gguf tiny.gguf q8_0
 expect_error "logits: bad id" "'x' is not a token id" "$LMLAB" logits -m tiny.gguf --tokens 1,x --out c.safetensors
