@@ -36,11 +36,14 @@ struct Job {
   SamplerConfig sampler;
   int64_t max_tokens = 16;
   std::vector<std::string> stop;
+  int top_logprobs = -1;  // -1: no logprobs; else the alternatives per token (0-20)
   Clock::time_point submitted = Clock::now(), deadline;
 
   std::mutex mu;
   std::condition_variable cv;
   std::deque<std::string> pieces;  // text not yet taken by the HTTP thread
+  std::vector<json> logprobs;      // per generated token, when asked for (OpenAI's content entries)
+  size_t logprobs_taken = 0;       // entries already sent in stream chunks
   bool done = false;
   std::string finish_reason;  // "stop", "length", "cancelled", "timeout", "error"
   std::string error;
@@ -49,6 +52,10 @@ struct Job {
   double ttft_s = -1;
   std::atomic<bool> cancel{false};
 
+  void push_logprob(json entry) {
+    std::lock_guard<std::mutex> g(mu);
+    logprobs.push_back(std::move(entry));
+  }
   void push(std::string piece) {
     std::lock_guard<std::mutex> g(mu);
     if (ttft_s < 0) ttft_s = seconds_since(submitted);
@@ -173,11 +180,12 @@ SamplerConfig sampler_of(const json& b) {
   return sc;
 }
 
-void refuse_unsupported(const json& b) {
+void refuse_unsupported(const json& b, bool chat) {
   if (b.contains("tools") && b["tools"].is_array() && !b["tools"].empty())
     throw HttpError{400, "'tools' is not supported by this server yet", "invalid_request_error", "tools"};
-  if (bool_field(b, "logprobs", false))
-    throw HttpError{400, "'logprobs' is not supported by this server yet", "invalid_request_error", "logprobs"};
+  if (!chat && b.contains("logprobs") && !b["logprobs"].is_null())
+    throw HttpError{400, "'logprobs' on /v1/completions is not supported by this server yet (use /v1/chat/completions)",
+                    "invalid_request_error", "logprobs"};
   if (b.contains("response_format") && !b["response_format"].is_null()) {
     const json& rf = b["response_format"];
     if (!rf.is_object() || !rf.contains("type") || !rf["type"].is_string())
@@ -211,6 +219,33 @@ json checked_messages(const json& b) {
     }
   }
   return m;
+}
+
+// OpenAI's logprobs entry for the chosen token: its log-probability under the model (the softmax of
+// the raw logits) and the `top` most likely alternatives.
+json logprob_entry(const std::vector<float>& logits, int64_t chosen, int top, const Tokenizer& tok) {
+  float mx = *std::max_element(logits.begin(), logits.end());
+  double z = 0;
+  for (float l : logits) z += std::exp(double(l - mx));
+  double lz = std::log(z) + mx;
+  auto entry = [&](int64_t id) {
+    std::string t = tok.decode(std::vector<int32_t>{int32_t(id)});
+    json bytes = json::array();
+    for (unsigned char ch : t) bytes.push_back(int(ch));
+    return json{{"token", t}, {"logprob", double(logits[size_t(id)]) - lz}, {"bytes", bytes}};
+  };
+  json e = entry(chosen);
+  json alts = json::array();
+  if (top > 0) {
+    std::vector<int64_t> idx(logits.size());
+    for (size_t i = 0; i < idx.size(); ++i) idx[i] = int64_t(i);
+    size_t k = std::min(idx.size(), size_t(top));
+    std::partial_sort(idx.begin(), idx.begin() + long(k), idx.end(),
+                      [&](int64_t a, int64_t b) { return logits[size_t(a)] > logits[size_t(b)]; });
+    for (size_t i = 0; i < k; ++i) alts.push_back(entry(idx[i]));
+  }
+  e["top_logprobs"] = alts;
+  return e;
 }
 
 std::string sse(const json& j) { return "data: " + j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n\n"; }
@@ -334,6 +369,7 @@ struct Server::Impl {
           } else {
             int64_t next = s.dec->sample();
             ++s.n;
+            if (j.top_logprobs >= 0) j.push_logprob(logprob_entry(s.dec->logits(), next, j.top_logprobs, *lm.tokenizer));
             if (std::find(stop_ids.begin(), stop_ids.end(), next) != stop_ids.end()) {
               finish_slot(s, "stop");
             } else {
@@ -425,6 +461,10 @@ struct Server::Impl {
     SamplerConfig sc = sampler_of(b);
     std::vector<std::string> stop = stop_field(b);
     int64_t max_tokens = max_tokens_of(b, int64_t(prompt.size()));
+    int top_logprobs = -1;
+    if (bool_field(b, "logprobs", false)) top_logprobs = int(int_field(b, "top_logprobs", 0, 0, 20));
+    else if (b.contains("top_logprobs") && !b["top_logprobs"].is_null())
+      bad_request("'top_logprobs' needs 'logprobs': true", "top_logprobs");
     std::vector<JobPtr> jobs;
     for (int64_t i = 0; i < n; ++i) {
       auto j = std::make_shared<Job>();
@@ -433,6 +473,7 @@ struct Server::Impl {
       j->sampler.seed = sc.seed + uint64_t(i);
       j->max_tokens = max_tokens;
       j->stop = stop;
+      j->top_logprobs = top_logprobs;
       j->deadline = Clock::now() + std::chrono::seconds(opt.request_timeout_s);
       jobs.push_back(j);
     }
@@ -514,7 +555,7 @@ struct Server::Impl {
                 json c = {{"index", i}};
                 if (chat) c["message"] = {{"role", "assistant"}, {"content", jobs[i]->text}};
                 else c["text"] = jobs[i]->text;
-                c["logprobs"] = nullptr;
+                c["logprobs"] = jobs[i]->top_logprobs >= 0 ? json{{"content", jobs[i]->logprobs}} : json(nullptr);
                 c["finish_reason"] = openai_finish(jobs[i]->finish_reason);
                 choices.push_back(c);
               }
@@ -535,11 +576,12 @@ struct Server::Impl {
     }
     res.status = 200;
     res.set_header("Cache-Control", "no-cache");
-    auto chunk = [chat, id, created, model](size_t index, const json& delta_or_text, const json& finish) {
+    auto chunk = [chat, id, created, model](size_t index, const json& delta_or_text, const json& finish,
+                                            const json& logprobs = nullptr) {
       json c = {{"index", index}};
       if (chat) c["delta"] = delta_or_text;
       else c["text"] = delta_or_text;
-      c["logprobs"] = nullptr;
+      c["logprobs"] = logprobs;
       c["finish_reason"] = finish;
       return json{{"id", id}, {"object", chat ? "chat.completion.chunk" : "text_completion"}, {"created", created},
                   {"model", model}, {"choices", json::array({c})}};
@@ -558,6 +600,7 @@ struct Server::Impl {
               if (finished[i]) continue;
               Job& j = *jobs[i];
               std::deque<std::string> pieces;
+              json lps = nullptr;
               bool done;
               {
                 std::unique_lock<std::mutex> lk(j.mu);
@@ -565,10 +608,17 @@ struct Server::Impl {
                               [&] { return j.done || !j.pieces.empty(); });
                 pieces.swap(j.pieces);
                 done = j.done;
+                // the logprobs of the tokens behind this text go with its first chunk
+                if (j.top_logprobs >= 0 && (!pieces.empty() || done) && j.logprobs_taken < j.logprobs.size()) {
+                  lps = json{{"content", json(std::vector<json>(j.logprobs.begin() + long(j.logprobs_taken), j.logprobs.end()))}};
+                  j.logprobs_taken = j.logprobs.size();
+                }
               }
               for (auto& p : pieces) {
                 json d = chat ? json{{"content", p}} : json(p);
-                if (!send(sse(chunk(i, d, nullptr)))) {
+                json lp = lps;
+                lps = nullptr;
+                if (!send(sse(chunk(i, d, nullptr, lp)))) {
                   for (auto& k : jobs) k->cancel = true;
                   return false;
                 }
@@ -580,7 +630,7 @@ struct Server::Impl {
                   send(sse(error_body(HttpError{500, "generation failed: " + j.error, "server_error", ""})));
                 } else {
                   json d = chat ? json::object() : json("");
-                  if (!send(sse(chunk(i, d, openai_finish(j.finish_reason))))) return false;
+                  if (!send(sse(chunk(i, d, openai_finish(j.finish_reason), lps)))) return false;
                 }
               } else if (pieces.empty() && !sink.is_writable()) {
                 for (auto& k : jobs) k->cancel = true;
@@ -643,7 +693,7 @@ struct Server::Impl {
     }));
     http.Post("/v1/chat/completions", guarded("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) {
       json b = parse_body(req);
-      refuse_unsupported(b);
+      refuse_unsupported(b, true);
       chat::ChatRequest cr;
       cr.messages = checked_messages(b);
       cr.add_generation_prompt = true;
@@ -654,7 +704,7 @@ struct Server::Impl {
     }));
     http.Post("/v1/completions", guarded("/v1/completions", [this](const httplib::Request& req, httplib::Response& res) {
       json b = parse_body(req);
-      refuse_unsupported(b);
+      refuse_unsupported(b, false);
       if (!b.contains("prompt") || !b["prompt"].is_string())
         bad_request("'prompt' must be a string", "prompt");
       std::vector<int32_t> ids32 = lm.tokenizer->encode(b["prompt"].get<std::string>());

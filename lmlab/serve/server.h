@@ -11,7 +11,8 @@
 // body.
 //
 // Not yet: one batched forward over all slots per step, prompt-prefix sharing between requests,
-// tool-call parsing, logprobs, response_format (these answer 400 "not supported"), the web page.
+// tool-call parsing, response_format and logprobs on /v1/completions (these answer 400 "not
+// supported"), the web page.
 #pragma once
 #include <atomic>
 #include <cstdint>

@@ -156,7 +156,8 @@ TEST(Server, BadRequestsGetOpenAiErrors) {
          "maximum context length is 256 tokens");
   expect("/v1/chat/completions", R"({"messages": [{"role": "user", "content": "x"}], "n": 1e300})", 400, "out of range");
   expect("/v1/chat/completions", R"({"messages": [{"role": "user", "content": "x"}], "stop": [1]})", 400, "'stop' must be");
-  expect("/v1/chat/completions", R"({"messages": [{"role": "user", "content": "x"}], "logprobs": true})", 400, "not supported");
+  expect("/v1/completions", R"({"prompt": "x", "logprobs": 2})", 400, "not supported");
+  expect("/v1/chat/completions", R"({"messages": [{"role": "user", "content": "x"}], "top_logprobs": 2})", 400, "needs 'logprobs'");
   expect("/v1/completions", R"({"prompt": 5})", 400, "'prompt' must be a string");
   expect("/detokenize", R"({"tokens": [999999]})", 400, "must hold ids");
   auto nf = c.Get("/v1/nothing");
@@ -260,4 +261,40 @@ TEST(Server, ApiKeyAndAClientThatGoesAway) {
   ASSERT_NE(p, std::string::npos);
   long generated = std::stol(met->body.substr(p + 30));
   EXPECT_LT(generated, 400) << "the abandoned stream kept decoding";
+}
+
+TEST(Server, LogprobsOfTheChosenTokensAndTheirAlternatives) {
+  LoadedModel lm = tiny_model();
+  Running r(lm, {});
+  auto c = r.client();
+  json body = chat_body("the cat", 6, 0.0, 1);
+  body["logprobs"] = true;
+  body["top_logprobs"] = 3;
+  auto res = c.Post("/v1/chat/completions", body.dump(), "application/json");
+  ASSERT_TRUE(res);
+  ASSERT_EQ(res->status, 200) << res->body;
+  json j = json::parse(res->body);
+  const json& content = j["choices"][0]["logprobs"]["content"];
+  ASSERT_EQ(int64_t(content.size()), j["usage"]["completion_tokens"].get<int64_t>());
+  for (const auto& e : content) {
+    EXPECT_LE(e["logprob"].get<double>(), 1e-9);
+    ASSERT_EQ(e["top_logprobs"].size(), 3u);
+    // greedy: the chosen token is the most likely one
+    EXPECT_EQ(e["top_logprobs"][0]["token"], e["token"]);
+    EXPECT_NEAR(e["top_logprobs"][0]["logprob"].get<double>(), e["logprob"].get<double>(), 1e-6);
+    EXPECT_GE(e["top_logprobs"][0]["logprob"].get<double>(), e["top_logprobs"][1]["logprob"].get<double>());
+  }
+  // streamed, the same entries arrive spread over the chunks
+  body["stream"] = true;
+  auto sres = c.Post("/v1/chat/completions", body.dump(), "application/json");
+  ASSERT_TRUE(sres);
+  size_t n = 0, pos = 0;
+  while ((pos = sres->body.find("data: {", pos)) != std::string::npos) {
+    size_t end = sres->body.find("\n\n", pos);
+    json ch = json::parse(sres->body.substr(pos + 6, end - pos - 6));
+    pos = end;
+    const json& lp = ch["choices"][0]["logprobs"];
+    if (lp.is_object()) n += lp["content"].size();
+  }
+  EXPECT_EQ(n, content.size());
 }
