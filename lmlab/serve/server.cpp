@@ -11,11 +11,13 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <thread>
 
 #include "lmlab/infer/generate.h"
 #include "lmlab/serve/chat_session.h"
+#include "lmlab/serve/tool_calls.h"
 
 namespace lmlab::serve {
 
@@ -181,8 +183,6 @@ SamplerConfig sampler_of(const json& b) {
 }
 
 void refuse_unsupported(const json& b, bool chat) {
-  if (b.contains("tools") && b["tools"].is_array() && !b["tools"].empty())
-    throw HttpError{400, "'tools' is not supported by this server yet", "invalid_request_error", "tools"};
   if (!chat && b.contains("logprobs") && !b["logprobs"].is_null())
     throw HttpError{400, "'logprobs' on /v1/completions is not supported by this server yet (use /v1/chat/completions)",
                     "invalid_request_error", "logprobs"};
@@ -219,6 +219,24 @@ json checked_messages(const json& b) {
     }
   }
   return m;
+}
+
+// The request's tools (OpenAI function tools) and their names; tool_choice "none" reads no calls back.
+std::vector<std::string> checked_tools(const json& b, std::optional<json>& tools) {
+  std::vector<std::string> names;
+  if (!b.contains("tools") || b["tools"].is_null()) return names;
+  const json& t = b["tools"];
+  if (!t.is_array()) bad_request("'tools' must be an array", "tools");
+  for (size_t i = 0; i < t.size(); ++i) {
+    std::string p = "tools[" + std::to_string(i) + "]";
+    if (!t[i].is_object() || t[i].value("type", "") != "function" || !t[i].contains("function") ||
+        !t[i]["function"].is_object() || !t[i]["function"].contains("name") || !t[i]["function"]["name"].is_string())
+      bad_request(p + " must be {\"type\": \"function\", \"function\": {\"name\": str, ...}}", p);
+    names.push_back(t[i]["function"]["name"].get<std::string>());
+  }
+  if (!t.empty()) tools = t;
+  if (b.contains("tool_choice") && b["tool_choice"].is_string() && b["tool_choice"] == "none") names.clear();
+  return names;
 }
 
 // OpenAI's logprobs entry for the chosen token: its log-probability under the model (the softmax of
@@ -504,8 +522,19 @@ struct Server::Impl {
   static std::string openai_finish(const std::string& r) { return r == "length" || r == "timeout" ? "length" : "stop"; }
 
   // The answer to a completion request (chat or not): whole, or as server-sent events.
+  static json tool_calls_json(const std::vector<ToolCall>& calls, const std::string& id, bool with_index) {
+    json out = json::array();
+    for (size_t k = 0; k < calls.size(); ++k) {
+      json c = {{"id", "call_" + id + "_" + std::to_string(k)}, {"type", "function"},
+                {"function", {{"name", calls[k].name}, {"arguments", calls[k].arguments}}}};
+      if (with_index) c["index"] = k;
+      out.push_back(c);
+    }
+    return out;
+  }
+
   void respond(const httplib::Request&, httplib::Response& res, const json& b, const std::vector<int64_t>& prompt, bool chat,
-               const std::string& endpoint) {
+               const std::string& endpoint, const std::vector<std::string>& tool_names = {}) {
     auto t0 = Clock::now();
     bool stream = bool_field(b, "stream", false);
     bool include_usage = stream && b.contains("stream_options") && b["stream_options"].is_object() &&
@@ -530,7 +559,7 @@ struct Server::Impl {
       res.status = 200;
       res.set_chunked_content_provider(
           "application/json",
-          [this, jobs, chat, id, created, model, usage, error_of, t0](size_t, httplib::DataSink& sink) {
+          [this, jobs, chat, id, created, model, usage, error_of, t0, tool_names](size_t, httplib::DataSink& sink) {
             for (auto& j : jobs) {
               std::unique_lock<std::mutex> lk(j->mu);
               while (!j->done) {
@@ -553,10 +582,22 @@ struct Server::Impl {
               json choices = json::array();
               for (size_t i = 0; i < jobs.size(); ++i) {
                 json c = {{"index", i}};
-                if (chat) c["message"] = {{"role", "assistant"}, {"content", jobs[i]->text}};
-                else c["text"] = jobs[i]->text;
+                std::string finish = openai_finish(jobs[i]->finish_reason);
+                if (chat) {
+                  c["message"] = {{"role", "assistant"}, {"content", jobs[i]->text}};
+                  if (!tool_names.empty()) {
+                    ParsedReply pr = parse_tool_calls(jobs[i]->text, tool_names);
+                    if (!pr.calls.empty()) {
+                      c["message"]["content"] = pr.content.empty() ? json(nullptr) : json(pr.content);
+                      c["message"]["tool_calls"] = tool_calls_json(pr.calls, id + "_" + std::to_string(i), false);
+                      finish = "tool_calls";
+                    }
+                  }
+                } else {
+                  c["text"] = jobs[i]->text;
+                }
                 c["logprobs"] = jobs[i]->top_logprobs >= 0 ? json{{"content", jobs[i]->logprobs}} : json(nullptr);
-                c["finish_reason"] = openai_finish(jobs[i]->finish_reason);
+                c["finish_reason"] = finish;
                 choices.push_back(c);
               }
               body = {{"id", id}, {"object", chat ? "chat.completion" : "text_completion"}, {"created", created},
@@ -588,7 +629,9 @@ struct Server::Impl {
     };
     res.set_chunked_content_provider(
         "text/event-stream",
-        [this, jobs, chat, chunk, usage, include_usage, id, created, model, t0](size_t, httplib::DataSink& sink) {
+        [this, jobs, chat, chunk, usage, include_usage, id, created, model, t0, tool_names](size_t, httplib::DataSink& sink) {
+          // With tools, a reply is read whole before anything is sent: it may turn out to be tool calls.
+          const bool hold = chat && !tool_names.empty();
           auto send = [&](const std::string& s) { return sink.write(s.data(), s.size()); };
           if (chat)
             for (size_t i = 0; i < jobs.size(); ++i)
@@ -614,6 +657,7 @@ struct Server::Impl {
                   j.logprobs_taken = j.logprobs.size();
                 }
               }
+              if (hold) pieces.clear();
               for (auto& p : pieces) {
                 json d = chat ? json{{"content", p}} : json(p);
                 json lp = lps;
@@ -629,8 +673,22 @@ struct Server::Impl {
                 if (j.finish_reason == "error") {
                   send(sse(error_body(HttpError{500, "generation failed: " + j.error, "server_error", ""})));
                 } else {
+                  std::string finish = openai_finish(j.finish_reason);
+                  if (hold) {  // the held reply: its text, or its tool calls
+                    ParsedReply pr = parse_tool_calls(j.text, tool_names);
+                    json d = json::object();
+                    if (pr.calls.empty()) {
+                      d["content"] = j.text;
+                    } else {
+                      if (!pr.content.empty()) d["content"] = pr.content;
+                      d["tool_calls"] = tool_calls_json(pr.calls, id + "_" + std::to_string(i), true);
+                      finish = "tool_calls";
+                    }
+                    if (!send(sse(chunk(i, d, nullptr, lps)))) return false;
+                    lps = nullptr;
+                  }
                   json d = chat ? json::object() : json("");
-                  if (!send(sse(chunk(i, d, openai_finish(j.finish_reason), lps)))) return false;
+                  if (!send(sse(chunk(i, d, finish, lps)))) return false;
                 }
               } else if (pieces.empty() && !sink.is_writable()) {
                 for (auto& k : jobs) k->cancel = true;
@@ -695,12 +753,13 @@ struct Server::Impl {
       json b = parse_body(req);
       refuse_unsupported(b, true);
       chat::ChatRequest cr;
-      cr.messages = checked_messages(b);
+      cr.messages = decode_tool_call_arguments(checked_messages(b));
       cr.add_generation_prompt = true;
+      std::vector<std::string> tool_names = checked_tools(b, cr.tools);
       if (b.contains("chat_template_kwargs") && b["chat_template_kwargs"].is_object())
         for (auto it = b["chat_template_kwargs"].begin(); it != b["chat_template_kwargs"].end(); ++it) cr.extra[it.key()] = it.value();
       std::string prompt = chat::render_chat(*compiled, cr, tmpl.bos_token, tmpl.eos_token);
-      respond(req, res, b, encode_prompt(*lm.tokenizer, prompt), true, "/v1/chat/completions");
+      respond(req, res, b, encode_prompt(*lm.tokenizer, prompt), true, "/v1/chat/completions", tool_names);
     }));
     http.Post("/v1/completions", guarded("/v1/completions", [this](const httplib::Request& req, httplib::Response& res) {
       json b = parse_body(req);

@@ -10,9 +10,11 @@
 // request gets 503. Every request is validated first; a bad one gets 400 with an OpenAI-style error
 // body.
 //
+// Tools: the request's tools are rendered through the chat template and the reply is read back for
+// tool calls (tool_calls.h); with tools, a streamed reply is sent once whole.
+//
 // Not yet: one batched forward over all slots per step, prompt-prefix sharing between requests,
-// tool-call parsing, response_format and logprobs on /v1/completions (these answer 400 "not
-// supported"), the web page.
+// response_format and logprobs on /v1/completions (these answer 400 "not supported"), the web page.
 #pragma once
 #include <atomic>
 #include <cstdint>

@@ -298,3 +298,29 @@ TEST(Server, LogprobsOfTheChosenTokensAndTheirAlternatives) {
   }
   EXPECT_EQ(n, content.size());
 }
+
+TEST(Server, ToolsAreRenderedThroughTheTemplateAndValidated) {
+  LoadedModel lm = tiny_model();
+  Running r(lm, {});
+  auto c = r.client();
+  json body = chat_body("weather?", 4, 0.0, 1);
+  body["tools"] = json::parse(R"([{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}])");
+  auto res = c.Post("/v1/chat/completions", body.dump(), "application/json");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200) << res->body;
+  // (a random model calls no tool: the reply is text and finish_reason is not tool_calls)
+  json j = json::parse(res->body);
+  EXPECT_TRUE(j["choices"][0]["message"]["content"].is_string());
+  body["stream"] = true;
+  auto s = c.Post("/v1/chat/completions", body.dump(), "application/json");
+  ASSERT_TRUE(s);
+  bool done = false;
+  EXPECT_EQ(stream_text(s->body, &done), j["choices"][0]["message"]["content"].get<std::string>());
+  EXPECT_TRUE(done);
+  body["stream"] = false;
+  body["tools"] = json::parse(R"([{"type": "function"}])");
+  auto bad = c.Post("/v1/chat/completions", body.dump(), "application/json");
+  ASSERT_TRUE(bad);
+  EXPECT_EQ(bad->status, 400);
+  EXPECT_NE(bad->body.find("tools[0]"), std::string::npos);
+}
