@@ -18,6 +18,7 @@
 #include "lmlab/infer/generate.h"
 #include "lmlab/serve/chat_session.h"
 #include "lmlab/serve/tool_calls.h"
+#include "lmlab/serve/web_page.h"
 
 namespace lmlab::serve {
 
@@ -739,6 +740,11 @@ struct Server::Impl {
     int threads = opt.http_threads > 0 ? opt.http_threads : opt.slots + opt.max_queue + 8;
     http.new_task_queue = [threads] { return new httplib::ThreadPool(size_t(threads)); };
 
+    // The page is public (it holds no data); with --api-key its requests need the key like any other.
+    http.Get("/", [this](const httplib::Request&, httplib::Response& res) {
+      res.set_content(web_page(), "text/html; charset=utf-8");
+      count("/", 200);
+    });
     http.Get("/health", guarded("/health", [this](const httplib::Request&, httplib::Response& res) {
       reply_json(res, 200, json{{"status", "ok"}});
       count("/health", 200);

@@ -1,6 +1,6 @@
 // lmlab's OpenAI-compatible HTTP server (cpp-httplib): /v1/chat/completions and /v1/completions
 // (streamed as server-sent events or not), /v1/models, /health, /metrics (Prometheus text),
-// /tokenize and /detokenize.
+// /tokenize and /detokenize, and a web chat page at / (web_page.cpp).
 //
 // Requests become jobs for one engine thread that owns the model. The engine keeps up to `slots`
 // jobs decoding at once and gives each a token in turn, step after step; new jobs join between
@@ -14,7 +14,7 @@
 // tool calls (tool_calls.h); with tools, a streamed reply is sent once whole.
 //
 // Not yet: one batched forward over all slots per step, prompt-prefix sharing between requests,
-// response_format and logprobs on /v1/completions (these answer 400 "not supported"), the web page.
+// response_format and logprobs on /v1/completions (these answer 400 "not supported").
 #pragma once
 #include <atomic>
 #include <cstdint>

@@ -121,6 +121,13 @@ TEST(Server, EndpointsAndGreedyAnswerLikeTheChatSession) {
   o.sampler.temperature = 0;
   o.max_new_tokens = 12;
   EXPECT_EQ(got, s.reply("the cat", o).text);
+  auto page = c.Get("/");
+  ASSERT_TRUE(page);
+  EXPECT_EQ(page->status, 200);
+  EXPECT_NE(page->get_header_value("Content-Type").find("text/html"), std::string::npos);
+  EXPECT_NE(page->body.find("/v1/chat/completions"), std::string::npos);
+  EXPECT_EQ(page->body.find("http://"), std::string::npos);  // no external fetches
+  EXPECT_EQ(page->body.find("https://"), std::string::npos);
   auto tk = c.Post("/tokenize", R"({"content": "the cat"})", "application/json");
   ASSERT_TRUE(tk);
   json ids = json::parse(tk->body)["tokens"];
