@@ -18,8 +18,9 @@ PKGS=(
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   libpcre2-dev
   gnuplot-nox
-  # the server tests: curl and Node.js (for the openai npm client; npm comes below)
-  curl
+  # the server tests: curl, Chromium (the web page in a real, headless browser) and Node.js (for the
+  # openai npm client; npm comes below)
+  curl chromium
   # make bench: SentencePiece's trainer (spm_train), the peer of bpe_train_brown
   sentencepiece
   # make fuzz: clang with libFuzzer and the ASan/UBSan runtimes (libclang_rt.fuzzer-x86_64.a is in

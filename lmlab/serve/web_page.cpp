@@ -36,6 +36,7 @@ const std::string& web_page() {
   <label>System prompt <textarea id="system"></textarea></label>
   <label>Temperature <input id="temperature" type="number" min="0" max="2" step="0.1" value="0.7"></label>
   <label>Max tokens <input id="max_tokens" type="number" min="1" value="256"></label>
+  <label>API key <input id="key" type="password" size="10" placeholder="(if set)"></label>
   <button id="reset" type="button">Reset</button>
 </div>
 <div id="log"></div>
@@ -53,7 +54,8 @@ function add(role, text) {
   log.scrollTop = log.scrollHeight;
   return d;
 }
-fetch("/v1/models").then(r => r.json()).then(j => {
+const auth = () => { const k = document.getElementById("key").value; return k ? { "Authorization": "Bearer " + k } : {}; };
+fetch("/v1/models", { headers: auth() }).then(r => r.json()).then(j => {
   document.getElementById("model").textContent = j.data[0].id + " (context " + j.data[0].context_length + ")";
 }).catch(() => {});
 document.getElementById("reset").onclick = () => { history = []; log.textContent = ""; stats.textContent = ""; };
@@ -72,7 +74,7 @@ document.getElementById("form").onsubmit = async (ev) => {
   try {
     const res = await fetch("/v1/chat/completions", {
       method: "POST",
-      headers: { "Content-Type": "application/json" },
+      headers: Object.assign({ "Content-Type": "application/json" }, auth()),
       body: JSON.stringify({ messages, stream: true,
         temperature: parseFloat(document.getElementById("temperature").value),
         max_tokens: parseInt(document.getElementById("max_tokens").value, 10) })
@@ -109,13 +111,19 @@ document.getElementById("form").onsubmit = async (ev) => {
       }
     }
     history.push({ role: "assistant", content: reply });
+    document.body.dataset.state = "replied";
   } catch (e) {
     out.className = "msg error";
     out.textContent = "error: " + e.message;
     history.pop();
+    document.body.dataset.state = "error";
   }
   busy = false;
 };
+// A link can carry a first message: /?q=TEXT[&temperature=T][&max_tokens=N] sends it on load.
+const params = new URLSearchParams(location.search);
+for (const k of ["temperature", "max_tokens"]) if (params.has(k)) document.getElementById(k).value = params.get(k);
+if (params.get("q")) { input.value = params.get("q"); document.getElementById("form").requestSubmit(); }
 </script>
 </body>
 </html>

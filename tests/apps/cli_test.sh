@@ -234,6 +234,35 @@ kill -TERM "$spid" 2>/dev/null
 wait "$spid"; src=$?
 [ "$src" -eq 0 ] && ok "serve: SIGTERM drains and exits 0" || bad "serve: exit code $src after SIGTERM: $(tail -3 serve_err.txt)"
 
+# The web chat page in a real browser (a server without an API key): headless Chromium loads it, it
+# sends a message (?q=), and the streamed reply must be in the DOM, equal to the API's answer.
+if command -v chromium >/dev/null; then
+  "$LMLAB" serve -m runs/1 --port 0 --template terse.jinja > web_out.txt 2> web_err.txt &
+  wpid=$!
+  wport=""
+  for _ in $(seq 1 100); do
+    wport=$(sed -n 's/.* on http:\/\/127.0.0.1:\([0-9]*\).*/\1/p' web_err.txt 2>/dev/null)
+    [ -n "$wport" ] && break
+    sleep 0.1
+  done
+  timeout 60 chromium --headless --no-sandbox --disable-gpu --virtual-time-budget=10000 --dump-dom \
+    "http://127.0.0.1:$wport/?q=hello&temperature=0&max_tokens=4" > dom.html 2>/dev/null
+  want=$(curl -s "http://127.0.0.1:$wport/v1/chat/completions" \
+    -d '{"messages": [{"role": "user", "content": "hello"}], "max_tokens": 4, "temperature": 0}' |
+    python3 -c "import json,sys; print(json.load(sys.stdin)['choices'][0]['message']['content'])" 2>&1)
+  got=$(python3 -c "
+import html, re
+d = open('dom.html', encoding='utf-8', errors='replace').read()
+m = re.search(r'<div class=\"msg assistant\">(.*?)</div>', d, re.S)
+print(html.unescape(m.group(1)) if m and 'data-state=\"replied\"' in d else 'NO REPLY')" 2>&1)
+  [ -n "$wport" ] && [ "$got" = "$want" ] && ok "serve: the web page streams a reply in Chromium" ||
+    bad "serve: web page reply '$got' vs API '$want'"
+  kill -TERM "$wpid" 2>/dev/null
+  wait "$wpid"
+else
+  bad "serve: chromium is missing (run scripts/install-deps.sh)"
+fi
+
 expect_error "quantize: unknown type" "unknown type 'q3'" "$LMLAB" quantize tiny.gguf x.gguf q3
 expect_error "quantize: same file" "same file" "$LMLAB" quantize tiny.gguf tiny.gguf q8_0
 expect_error "logits: bad id" "'x' is not a token id" "$LMLAB" logits -m tiny.gguf --tokens 1,x --out c.safetensors
