@@ -127,4 +127,31 @@ grep '^INFO' "$OUT/kimi.txt" | sed 's/^/# /'
 awk -v h="$(get kimi_cache_bytes_16k.hybrid "$OUT/kimi.txt")" -v a="$(get kimi_cache_bytes_16k.all_mha "$OUT/kimi.txt")" \
   'BEGIN { if (a > 0) printf "# kimi cache at 16k vs all full attention (MHA, same heads): ratio %.4f\n", h / a }'
 
+# --- serve_fuzz: 1,000 malformed requests against `lmlab serve` (bench/serve_fuzz.py: bad JSON, wrong
+#     types, huge numbers, huge and truncated bodies, bad UTF-8, broken HTTP, slow clients); ours = the
+#     fraction answered 4xx or closed cleanly, then /health and a valid completion must still work
+#     (else 0); peer = 1. The model: a tiny run trained here for 4 steps (what is served does not matter).
+SV="$OUT/serve"
+rm -rf "$SV" && mkdir -p "$SV"
+(cd "$SV" && "$OLDPWD/$BIN/lmlab" data prepare --out data >/dev/null && "$OLDPWD/$BIN/lmlab" tokenizer train --data data --vocab 512 >/dev/null &&
+  printf '%s' '{"model": {"vocab_size": 512, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2, "max_position_embeddings": 256}, "train_data": "data/train.tok", "val_data": "data/val.tok", "batch_size": 2, "context": 64, "steps": 4, "warmup": 1, "eval_every": 2, "eval_batches": 2}' > tiny.json &&
+  "$OLDPWD/$BIN/lmlab" train --config tiny.json --data data --name serve >/dev/null 2>&1)
+"$BIN/lmlab" serve -m "$SV/runs/1" --port 0 > "$SV/serve_out.txt" 2> "$SV/serve_err.txt" &
+SPID=$!
+SPORT=""
+for _ in $(seq 1 100); do
+  SPORT=$(sed -n 's/.* on http:\/\/127.0.0.1:\([0-9]*\).*/\1/p' "$SV/serve_err.txt" 2>/dev/null)
+  [ -n "$SPORT" ] && break
+  sleep 0.1
+done
+if [ -n "$SPORT" ]; then
+  "$PY" bench/serve_fuzz.py 127.0.0.1 "$SPORT" 1000 > "$OUT/serve_fuzz.txt" 2>&1
+  kill -TERM "$SPID" 2>/dev/null; wait "$SPID" 2>/dev/null
+  bench_line serve_fuzz "$(get serve_fuzz "$OUT/serve_fuzz.txt")" 1 fraction
+  grep '^#' "$OUT/serve_fuzz.txt"
+else
+  kill "$SPID" 2>/dev/null
+  echo "# serve_fuzz: lmlab serve did not start ($(tail -2 "$SV/serve_err.txt"))"
+fi
+
 echo "# all BENCH lines: $OUT/bench_lines.txt"
