@@ -292,7 +292,7 @@ struct Server::Impl {
   // metrics
   std::mutex metrics_mu;
   std::map<std::string, uint64_t> requests;  // "endpoint code" -> count
-  uint64_t tokens_generated = 0, prompt_tokens = 0;
+  uint64_t tokens_generated = 0, prompt_tokens = 0, prompt_tokens_reused = 0;
   Histogram latency{{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120}};
   Histogram ttft{{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}};
   std::atomic<uint64_t> next_id{1};
@@ -329,6 +329,40 @@ struct Server::Impl {
     std::unique_ptr<TextStreamer> streamer;
     int64_t n = 0;
   };
+
+  // Prompt prefixes shared between requests: the states of the last few prompts, right after their
+  // prefill (forks share the cache tensors until one is written). A new prompt starts from the one
+  // that shares its longest prefix (at least kMinShared tokens), cut back to that prefix; layers with
+  // a recurrent state cannot be cut, so for them only a whole earlier prompt can be reused.
+  static constexpr size_t kMinShared = 8;
+  std::deque<InferState> prefixes;  // engine thread only
+
+  InferState start_state(const std::vector<int64_t>& prompt, size_t& reused) {
+    reused = 0;
+    const InferState* best = nullptr;
+    size_t best_p = 0;
+    for (const auto& st : prefixes) {
+      size_t p = 0;
+      while (p < st.tokens.size() && p + 1 < prompt.size() && st.tokens[p] == prompt[p]) ++p;
+      if (p > best_p) best_p = p, best = &st;
+    }
+    if (!best || best_p < kMinShared) return InferState(*lm.model);
+    InferState st = best->fork();
+    if (int64_t(best_p) < st.length()) {
+      try {
+        st.truncate(int64_t(best_p));
+      } catch (const ValueError&) {  // a recurrent layer: cannot rewind
+        return InferState(*lm.model);
+      }
+    }
+    reused = best_p;
+    return st;
+  }
+
+  void remember_prefix(const InferState& st) {
+    prefixes.push_back(st.fork());
+    while (prefixes.size() > size_t(std::max(2, opt.slots))) prefixes.pop_front();
+  }
 
   void finish_slot(Slot& s, const std::string& reason) {
     std::string rest;
@@ -373,13 +407,16 @@ struct Server::Impl {
               s.streamer = std::make_unique<TextStreamer>(*lm.tokenizer, j.stop);
               finish_slot(s, "cancelled");
             } else {
-              s.state = std::make_unique<InferState>(*lm.model);
+              size_t reused = 0;
+              s.state = std::make_unique<InferState>(start_state(j.prompt, reused));
               s.dec = std::make_unique<Decoder>(*lm.model, *s.state, j.sampler);
               s.streamer = std::make_unique<TextStreamer>(*lm.tokenizer, j.stop);
               s.n = 0;
-              s.dec->feed(j.prompt);
+              s.dec->feed(std::vector<int64_t>(j.prompt.begin() + long(reused), j.prompt.end()));
+              remember_prefix(*s.state);
               std::lock_guard<std::mutex> g(metrics_mu);
               prompt_tokens += j.prompt.size();
+              prompt_tokens_reused += reused;
             }
           } else if (j.cancel) {
             finish_slot(s, "cancelled");
@@ -817,6 +854,9 @@ struct Server::Impl {
       out += "lmlab_tokens_generated_total " + std::to_string(tokens_generated) + "\n";
       out += "# HELP lmlab_prompt_tokens_total Prompt tokens processed\n# TYPE lmlab_prompt_tokens_total counter\n";
       out += "lmlab_prompt_tokens_total " + std::to_string(prompt_tokens) + "\n";
+      out += "# HELP lmlab_prompt_tokens_reused_total Prompt tokens taken from an earlier request's state (not fed again)\n";
+      out += "# TYPE lmlab_prompt_tokens_reused_total counter\n";
+      out += "lmlab_prompt_tokens_reused_total " + std::to_string(prompt_tokens_reused) + "\n";
       latency.write(out, "lmlab_request_duration_seconds", "Time from request to its last byte (completions)");
       ttft.write(out, "lmlab_time_to_first_token_seconds", "Time from request to its first generated text");
       res.set_content(out, "text/plain; version=0.0.4");

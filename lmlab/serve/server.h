@@ -13,8 +13,10 @@
 // Tools: the request's tools are rendered through the chat template and the reply is read back for
 // tool calls (tool_calls.h); with tools, a streamed reply is sent once whole.
 //
-// Not yet: one batched forward over all slots per step, prompt-prefix sharing between requests,
-// response_format and logprobs on /v1/completions (these answer 400 "not supported").
+// Prompt prefixes are shared between requests: a new job starts from a fork of the state of an
+// earlier prompt that shares its longest prefix (InferState::fork()).
+//
+// Not yet: one batched forward over all slots per step, response_format and logprobs on /v1/completions (these answer 400 "not supported").
 #pragma once
 #include <atomic>
 #include <cstdint>

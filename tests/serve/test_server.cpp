@@ -331,3 +331,28 @@ TEST(Server, ToolsAreRenderedThroughTheTemplateAndValidated) {
   EXPECT_EQ(bad->status, 400);
   EXPECT_NE(bad->body.find("tools[0]"), std::string::npos);
 }
+
+TEST(Server, PromptPrefixesAreSharedAndAnswersDoNotChange) {
+  LoadedModel lm = tiny_model();
+  Running r(lm, {});
+  auto c = r.client();
+  auto ask = [&](const std::string& user) {
+    json b = chat_body(user, 6, 0.0, 1);
+    b["messages"].insert(b["messages"].begin(), json{{"role", "system"}, {"content", "the cat sat on the mat. the dog sat on the log."}});
+    return content_of(c.Post("/v1/chat/completions", b.dump(), "application/json"));
+  };
+  std::string first = ask("hello");
+  std::string second = ask("the dog");  // shares the system prompt's tokens with the first
+  auto met = c.Get("/metrics");
+  ASSERT_TRUE(met);
+  size_t p = met->body.find("\nlmlab_prompt_tokens_reused_total ");
+  ASSERT_NE(p, std::string::npos);
+  EXPECT_GE(std::stol(met->body.substr(p + 34)), 8);
+  // the same answers as a server that has seen nothing before
+  Running fresh(lm, {});
+  auto fc = fresh.client();
+  json b = chat_body("the dog", 6, 0.0, 1);
+  b["messages"].insert(b["messages"].begin(), json{{"role", "system"}, {"content", "the cat sat on the mat. the dog sat on the log."}});
+  EXPECT_EQ(content_of(fc.Post("/v1/chat/completions", b.dump(), "application/json")), second);
+  (void)first;
+}
