@@ -58,6 +58,16 @@ class Params {
   std::vector<std::optional<Value>> vals_;
 };
 
+// The start and end arguments of str.find/startswith/... (Python's slice rules: negative counts
+// from the end, both clamped to [0, n]).
+std::pair<int64_t, int64_t> py_span(const Params& p, size_t i_start, size_t i_end, int64_t n) {
+  int64_t st = p.has(i_start) && !p.get(i_start).is_none() ? p.get_int(i_start, 0) : 0;
+  int64_t en = p.has(i_end) && !p.get(i_end).is_none() ? p.get_int(i_end, n) : n;
+  if (st < 0) st = std::max<int64_t>(0, st + n);
+  if (en < 0) en = std::max<int64_t>(0, en + n);
+  return {std::min(st, n), std::min(en, n)};
+}
+
 void no_args(const std::string& what, const Args& a) {
   if (!a.pos.empty() || !a.kw.empty()) throw EvalError(what + " takes no arguments");
 }
@@ -515,12 +525,7 @@ std::optional<Value> str_method(const Value& self, std::string_view name) {
     Params p(what, a, {"prefix", "start", "end"});
     Value x = p.get(0);
     auto cps = utf8_decode(s);
-    int64_t n = int64_t(cps.size());
-    int64_t st = p.has(1) && !p.get(1).is_none() ? p.get_int(1, 0) : 0, en = p.has(2) && !p.get(2).is_none() ? p.get_int(2, n) : n;
-    if (st < 0) st = std::max<int64_t>(0, st + n);
-    if (en < 0) en = std::max<int64_t>(0, en + n);
-    st = std::min(st, n);
-    en = std::min(en, n);
+    auto [st, en] = py_span(p, 1, 2, int64_t(cps.size()));
     std::string sub = st <= en ? utf8_encode(cps, size_t(st), size_t(en)) : std::string();
     auto one = [&](const Value& v) {
       if (!v.is_string()) throw EvalError(what + " arg must be str or a tuple of str, not " + v.type_name());
@@ -574,12 +579,7 @@ std::optional<Value> str_method(const Value& self, std::string_view name) {
       Params p(what, a, {"sub", "start", "end"});
       std::string sub = p.get_str(0, "");
       auto cps = utf8_decode(s);
-      int64_t n = int64_t(cps.size());
-      int64_t st = p.has(1) && !p.get(1).is_none() ? p.get_int(1, 0) : 0, en = p.has(2) && !p.get(2).is_none() ? p.get_int(2, n) : n;
-      if (st < 0) st = std::max<int64_t>(0, st + n);
-      if (en < 0) en = std::max<int64_t>(0, en + n);
-      st = std::min(st, n);
-      en = std::min(en, n);
+      auto [st, en] = py_span(p, 1, 2, int64_t(cps.size()));
       if (st > en) return Value::integer(nm == "count" ? 0 : -1);
       std::string hay = utf8_encode(cps, size_t(st), size_t(en));
       if (nm == "count") {

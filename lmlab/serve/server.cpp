@@ -557,6 +557,14 @@ struct Server::Impl {
       if (j->ttft_s >= 0) ttft.observe(j->ttft_s);
   }
 
+  // httplib's resource releaser: a response that was not sent whole means the client went away.
+  static httplib::ContentProviderResourceReleaser cancel_unless_sent(std::vector<JobPtr> jobs) {
+    return [jobs](bool success) {
+      if (!success)
+        for (auto& k : jobs) k->cancel = true;
+    };
+  }
+
   static std::string openai_finish(const std::string& r) { return r == "length" || r == "timeout" ? "length" : "stop"; }
 
   // The answer to a completion request (chat or not): whole, or as server-sent events.
@@ -646,10 +654,7 @@ struct Server::Impl {
             sink.done();
             return true;
           },
-          [jobs](bool success) {
-            if (!success)
-              for (auto& k : jobs) k->cancel = true;
-          });
+          cancel_unless_sent(jobs));
       count(endpoint, 200);
       return;
     }
@@ -742,10 +747,7 @@ struct Server::Impl {
           sink.done();
           return true;
         },
-        [jobs](bool success) {
-          if (!success)
-            for (auto& k : jobs) k->cancel = true;
-        });
+        cancel_unless_sent(jobs));
     count(endpoint, 200);
   }
 

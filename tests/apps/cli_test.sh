@@ -19,6 +19,16 @@ expect_error() {
   out=$("$@" 2>&1); rc=$?
   if [ "$rc" -eq 1 ] && grep -qF -- "$needle" <<<"$out"; then ok "$what"; else bad "$what (rc=$rc): $out"; fi
 }
+# The port an `lmlab serve --port 0` announced on stderr (waits up to 10 s; empty if it did not start).
+served_port() {
+  local p=""
+  for _ in $(seq 1 100); do
+    p=$(sed -n 's/.* on http:\/\/127.0.0.1:\([0-9]*\).*/\1/p' "$1" 2>/dev/null)
+    [ -n "$p" ] && break
+    sleep 0.1
+  done
+  echo "$p"
+}
 expect_ok() {
   local what="$1"; shift
   local out
@@ -205,12 +215,7 @@ fi
 # data/npm) against a server on a free port; SIGTERM drains and exits 0.
 "$LMLAB" serve -m runs/1 --port 0 --api-key sekret --template terse.jinja > serve_out.txt 2> serve_err.txt &
 spid=$!
-port=""
-for _ in $(seq 1 100); do
-  port=$(sed -n 's/.* on http:\/\/127.0.0.1:\([0-9]*\).*/\1/p' serve_err.txt 2>/dev/null)
-  [ -n "$port" ] && break
-  sleep 0.1
-done
+port=$(served_port serve_err.txt)
 if [ -z "$port" ]; then
   bad "serve did not start: $(cat serve_err.txt)"
 else
@@ -239,12 +244,7 @@ wait "$spid"; src=$?
 if command -v chromium >/dev/null; then
   "$LMLAB" serve -m runs/1 --port 0 --template terse.jinja > web_out.txt 2> web_err.txt &
   wpid=$!
-  wport=""
-  for _ in $(seq 1 100); do
-    wport=$(sed -n 's/.* on http:\/\/127.0.0.1:\([0-9]*\).*/\1/p' web_err.txt 2>/dev/null)
-    [ -n "$wport" ] && break
-    sleep 0.1
-  done
+  wport=$(served_port web_err.txt)
   timeout 60 chromium --headless --no-sandbox --disable-gpu --virtual-time-budget=10000 --dump-dom \
     "http://127.0.0.1:$wport/?q=hello&temperature=0&max_tokens=4" > dom.html 2>/dev/null
   want=$(curl -s "http://127.0.0.1:$wport/v1/chat/completions" \

@@ -4,39 +4,17 @@
 #include <gtest/gtest.h>
 
 #include "lmlab/serve/chat_session.h"
+#include "tests/serve/serve_test_util.h"
 
 using namespace lmlab;
 
+using serve_test::chatml;
+using serve_test::tiny_tokenizer;
+
 namespace {
-
-Tokenizer tiny_tokenizer() {
-  std::vector<std::string> corpus = {"the cat sat on the mat. the dog sat on the log.", "user assistant system hello"};
-  TrainOptions to;
-  to.vocab_size = 300;
-  to.special_tokens = {"<|endoftext|>", "<|im_start|>", "<|im_end|>"};
-  return Tokenizer::train(corpus, to);
-}
-
 TransformerConfig tiny(int64_t vocab, const std::string& pattern = "") {
-  TransformerConfig c;
-  c.vocab_size = vocab;
-  c.hidden_size = 32;
-  c.intermediate_size = 48;
-  c.num_hidden_layers = 2;
-  c.num_attention_heads = 4;
-  c.num_key_value_heads = 2;
-  c.max_position_embeddings = 160;
-  if (!pattern.empty()) c.layer_pattern = pattern;
-  return c;
+  return serve_test::tiny_config(vocab, 32, 2, 160, pattern);
 }
-
-chat::ChatTemplate chatml() {
-  chat::ChatTemplate t;
-  t.source = chat::chatml_template();
-  t.origin = "chatml";
-  return t;
-}
-
 }  // namespace
 
 TEST(ChatSession, ReusesTheRenderedPrefixAcrossTurns) {

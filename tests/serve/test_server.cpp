@@ -13,6 +13,7 @@
 
 #include "lmlab/serve/chat_session.h"
 #include "lmlab/serve/server.h"
+#include "tests/serve/serve_test_util.h"
 
 using namespace lmlab;
 using json = nlohmann::ordered_json;
@@ -20,31 +21,14 @@ using json = nlohmann::ordered_json;
 namespace {
 
 LoadedModel tiny_model(int64_t hidden = 32, int64_t layers = 2, int64_t ctx = 256) {
-  std::vector<std::string> corpus = {"the cat sat on the mat. the dog sat on the log.", "user assistant system hello"};
-  TrainOptions to;
-  to.vocab_size = 300;
-  to.special_tokens = {"<|endoftext|>", "<|im_start|>", "<|im_end|>"};
   LoadedModel lm;
-  lm.tokenizer = std::make_unique<Tokenizer>(Tokenizer::train(corpus, to));
-  TransformerConfig c;
-  c.vocab_size = lm.tokenizer->vocab_size();
-  c.hidden_size = hidden;
-  c.intermediate_size = hidden * 2;
-  c.num_hidden_layers = layers;
-  c.num_attention_heads = 4;
-  c.num_key_value_heads = 2;
-  c.max_position_embeddings = ctx;
-  lm.model = std::make_unique<Transformer>(c, 11);
+  lm.tokenizer = std::make_unique<Tokenizer>(serve_test::tiny_tokenizer());
+  lm.model = std::make_unique<Transformer>(serve_test::tiny_config(lm.tokenizer->vocab_size(), hidden, layers, ctx), 11);
   lm.folder = "tiny";
   return lm;
 }
 
-chat::ChatTemplate chatml() {
-  chat::ChatTemplate t;
-  t.source = chat::chatml_template();
-  t.origin = "chatml";
-  return t;
-}
+using serve_test::chatml;
 
 // A server on a free loopback port for the test's lifetime.
 struct Running {
