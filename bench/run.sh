@@ -127,16 +127,19 @@ grep '^INFO' "$OUT/kimi.txt" | sed 's/^/# /'
 awk -v h="$(get kimi_cache_bytes_16k.hybrid "$OUT/kimi.txt")" -v a="$(get kimi_cache_bytes_16k.all_mha "$OUT/kimi.txt")" \
   'BEGIN { if (a > 0) printf "# kimi cache at 16k vs all full attention (MHA, same heads): ratio %.4f\n", h / a }'
 
-# --- serve_fuzz: 1,000 malformed requests against `lmlab serve` (bench/serve_fuzz.py: bad JSON, wrong
-#     types, huge numbers, huge and truncated bodies, bad UTF-8, broken HTTP, slow clients); ours = the
-#     fraction answered 4xx or closed cleanly, then /health and a valid completion must still work
-#     (else 0); peer = 1. The model: a tiny run trained here for 4 steps (what is served does not matter).
+# --- lmlab serve. The model: SERVE_MODEL if set (e.g. the 100M .gguf of bench/llama_cpp.sh), else a
+#     tiny run trained here for 4 steps (then the figures measure the server more than the model).
+#   serve_fuzz: 1,000 malformed requests (bench/serve_fuzz.py: bad JSON, wrong types, huge numbers, huge
+#     and truncated bodies, bad UTF-8, broken HTTP, slow clients); ours = the fraction answered 4xx or
+#     closed cleanly, then /health and a valid completion must still work (else 0); peer = 1.
+#   serve_64_streams: 64 streaming clients for 60 s (bench/serve_streams.py); ours = aggregate generated
+#     tokens/s, peer = one client alone; the bar is ratio >= 4 with zero errors.
 SV="$OUT/serve"
 rm -rf "$SV" && mkdir -p "$SV"
 (cd "$SV" && "$OLDPWD/$BIN/lmlab" data prepare --out data >/dev/null && "$OLDPWD/$BIN/lmlab" tokenizer train --data data --vocab 512 >/dev/null &&
   printf '%s' '{"model": {"vocab_size": 512, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2, "max_position_embeddings": 256}, "train_data": "data/train.tok", "val_data": "data/val.tok", "batch_size": 2, "context": 64, "steps": 4, "warmup": 1, "eval_every": 2, "eval_batches": 2}' > tiny.json &&
   "$OLDPWD/$BIN/lmlab" train --config tiny.json --data data --name serve >/dev/null 2>&1)
-"$BIN/lmlab" serve -m "$SV/runs/1" --port 0 > "$SV/serve_out.txt" 2> "$SV/serve_err.txt" &
+"$BIN/lmlab" serve -m "${SERVE_MODEL:-$SV/runs/1}" --port 0 --slots 64 --max-queue 64 > "$SV/serve_out.txt" 2> "$SV/serve_err.txt" &
 SPID=$!
 SPORT=""
 for _ in $(seq 1 100); do
@@ -146,9 +149,13 @@ for _ in $(seq 1 100); do
 done
 if [ -n "$SPORT" ]; then
   "$PY" bench/serve_fuzz.py 127.0.0.1 "$SPORT" 1000 > "$OUT/serve_fuzz.txt" 2>&1
+  "$PY" bench/serve_streams.py 127.0.0.1 "$SPORT" 64 60 64 > "$OUT/serve_streams.txt" 2>&1
   kill -TERM "$SPID" 2>/dev/null; wait "$SPID" 2>/dev/null
   bench_line serve_fuzz "$(get serve_fuzz "$OUT/serve_fuzz.txt")" 1 fraction
   grep '^#' "$OUT/serve_fuzz.txt"
+  bench_line serve_64_streams "$(get serve_streams.aggregate "$OUT/serve_streams.txt")" "$(get serve_streams.single "$OUT/serve_streams.txt")" tokens/s
+  grep '^#' "$OUT/serve_streams.txt"
+  echo "# serve_64_streams errors: $(get serve_streams.errors "$OUT/serve_streams.txt") (the bar needs 0)"
 else
   kill "$SPID" 2>/dev/null
   echo "# serve_fuzz: lmlab serve did not start ($(tail -2 "$SV/serve_err.txt"))"
