@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <limits>
 
 #include "lmlab/core/node.h"
 
@@ -57,6 +58,20 @@ void Decoder::feed(const std::vector<int64_t>& ids) {
 int64_t Decoder::sample() {
   LMLAB_CHECK(!logits_.empty(), ValueError, "[generate] sample before any token was fed");
   return sample_token(logits_.data(), int64_t(logits_.size()), state_.tokens, sampler_, gen_);
+}
+
+int64_t Decoder::sample_allowed(const std::vector<uint8_t>& allowed) {
+  LMLAB_CHECK(!logits_.empty(), ValueError, "[generate] sample before any token was fed");
+  LMLAB_CHECK(allowed.size() == logits_.size(), ValueError, "[generate] the allowed-token mask has ", allowed.size(),
+              " entries for ", logits_.size(), " logits");
+  std::vector<float> masked = logits_;
+  bool any = false;
+  for (size_t i = 0; i < masked.size(); ++i) {
+    if (!allowed[i]) masked[i] = -std::numeric_limits<float>::infinity();
+    else any = true;
+  }
+  LMLAB_CHECK(any, ValueError, "[generate] the constraint allows no token");
+  return sample_token(masked.data(), int64_t(masked.size()), state_.tokens, sampler_, gen_);
 }
 
 std::vector<int64_t> generate(const Transformer& model, InferState& state, const std::vector<int64_t>& prompt,

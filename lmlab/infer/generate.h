@@ -43,6 +43,9 @@ class Decoder {
   void feed(const std::vector<int64_t>& ids);
   // The next token from the kept logits (not fed: feed it to go on).
   int64_t sample();
+  // The same among the tokens with allowed[id] != 0 only (constrained decoding); ValueError when
+  // none is allowed.
+  int64_t sample_allowed(const std::vector<uint8_t>& allowed);
   const std::vector<float>& logits() const { return logits_; }
   InferState& state() { return state_; }
 

@@ -17,6 +17,7 @@
 
 #include "lmlab/infer/generate.h"
 #include "lmlab/serve/chat_session.h"
+#include "lmlab/serve/json_constraint.h"
 #include "lmlab/serve/tool_calls.h"
 #include "lmlab/serve/web_page.h"
 
@@ -40,6 +41,7 @@ struct Job {
   int64_t max_tokens = 16;
   std::vector<std::string> stop;
   int top_logprobs = -1;  // -1: no logprobs; else the alternatives per token (0-20)
+  bool json_object = false;  // response_format json_object: only tokens that keep a JSON object
   Clock::time_point submitted = Clock::now(), deadline;
 
   std::mutex mu;
@@ -191,7 +193,7 @@ void refuse_unsupported(const json& b, bool chat) {
     const json& rf = b["response_format"];
     if (!rf.is_object() || !rf.contains("type") || !rf["type"].is_string())
       bad_request("'response_format' must be an object with a string 'type'", "response_format");
-    if (rf["type"] != "text")
+    if (rf["type"] != "text" && rf["type"] != "json_object")
       throw HttpError{400, "'response_format' of type '" + rf["type"].get<std::string>() + "' is not supported by this server yet",
                       "invalid_request_error", "response_format"};
   }
@@ -327,8 +329,34 @@ struct Server::Impl {
     std::unique_ptr<InferState> state;
     std::unique_ptr<Decoder> dec;
     std::unique_ptr<TextStreamer> streamer;
+    std::unique_ptr<JsonPrefix> json;  // response_format json_object
     int64_t n = 0;
   };
+
+  // Each token's text (for the JSON constraint), made on first use.
+  std::vector<std::string> token_texts;
+  const std::vector<std::string>& texts() {
+    if (token_texts.empty()) {
+      token_texts.resize(size_t(lm.tokenizer->vocab_size()));
+      // special tokens decode to nothing here, so the constraint never picks one (nor a stop token)
+      for (size_t t = 0; t < token_texts.size(); ++t)
+        token_texts[t] = lm.tokenizer->decode(std::vector<int32_t>{int32_t(t)}, /*skip_special=*/true);
+    }
+    return token_texts;
+  }
+
+  // The tokens that keep the reply a prefix of a JSON object (special tokens, which have no text
+  // here, are not among them; the reply ends when the object is complete).
+  std::vector<uint8_t> json_allowed(const JsonPrefix& state) {
+    const auto& tt = texts();
+    std::vector<uint8_t> ok(tt.size(), 0);
+    for (size_t t = 0; t < tt.size(); ++t) {
+      if (tt[t].empty()) continue;
+      JsonPrefix copy = state;
+      ok[t] = copy.feed(tt[t]) ? 1 : 0;
+    }
+    return ok;
+  }
 
   // Prompt prefixes shared between requests: the states of the last few prompts, right after their
   // prefill (forks share the cache tensors until one is written). A new prompt starts from the one
@@ -411,6 +439,7 @@ struct Server::Impl {
               s.state = std::make_unique<InferState>(start_state(j.prompt, reused));
               s.dec = std::make_unique<Decoder>(*lm.model, *s.state, j.sampler);
               s.streamer = std::make_unique<TextStreamer>(*lm.tokenizer, j.stop);
+              s.json = j.json_object ? std::make_unique<JsonPrefix>() : nullptr;
               s.n = 0;
               s.dec->feed(std::vector<int64_t>(j.prompt.begin() + long(reused), j.prompt.end()));
               remember_prefix(*s.state);
@@ -423,15 +452,16 @@ struct Server::Impl {
           } else if (Clock::now() > j.deadline) {
             finish_slot(s, "timeout");
           } else {
-            int64_t next = s.dec->sample();
+            int64_t next = s.json ? s.dec->sample_allowed(json_allowed(*s.json)) : s.dec->sample();
             ++s.n;
+            if (s.json) s.json->feed(texts()[size_t(next)]);
             if (j.top_logprobs >= 0) j.push_logprob(logprob_entry(s.dec->logits(), next, j.top_logprobs, *lm.tokenizer));
             if (std::find(stop_ids.begin(), stop_ids.end(), next) != stop_ids.end()) {
               finish_slot(s, "stop");
             } else {
               std::string piece = s.streamer->push(next);
               if (!piece.empty()) j.push(std::move(piece));
-              if (s.streamer->stopped()) finish_slot(s, "stop");
+              if (s.streamer->stopped() || (s.json && s.json->complete())) finish_slot(s, "stop");
               else if (s.n >= j.max_tokens || s.state->length() + 1 > ctx) finish_slot(s, "length");
               else s.dec->feed({next});
             }
@@ -446,6 +476,7 @@ struct Server::Impl {
           }
         }
         if (!s.job) {
+          s.json.reset();
           s.state.reset();
           s.dec.reset();
           s.streamer.reset();
@@ -521,6 +552,8 @@ struct Server::Impl {
     if (bool_field(b, "logprobs", false)) top_logprobs = int(int_field(b, "top_logprobs", 0, 0, 20));
     else if (b.contains("top_logprobs") && !b["top_logprobs"].is_null())
       bad_request("'top_logprobs' needs 'logprobs': true", "top_logprobs");
+    bool json_object = b.contains("response_format") && b["response_format"].is_object() &&
+                       b["response_format"].value("type", "") == "json_object";
     std::vector<JobPtr> jobs;
     for (int64_t i = 0; i < n; ++i) {
       auto j = std::make_shared<Job>();
@@ -530,6 +563,7 @@ struct Server::Impl {
       j->max_tokens = max_tokens;
       j->stop = stop;
       j->top_logprobs = top_logprobs;
+      j->json_object = json_object;
       j->deadline = Clock::now() + std::chrono::seconds(opt.request_timeout_s);
       jobs.push_back(j);
     }

@@ -16,7 +16,10 @@
 // Prompt prefixes are shared between requests: a new job starts from a fork of the state of an
 // earlier prompt that shares its longest prefix (InferState::fork()).
 //
-// Not yet: one batched forward over all slots per step, response_format and logprobs on /v1/completions (these answer 400 "not supported").
+// response_format json_object constrains decoding to a JSON object (json_constraint.h).
+//
+// Not yet: one batched forward over all slots per step; other response_format types and logprobs
+// on /v1/completions (these answer 400 "not supported").
 #pragma once
 #include <atomic>
 #include <cstdint>

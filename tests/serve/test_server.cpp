@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "lmlab/serve/chat_session.h"
+#include "lmlab/serve/json_constraint.h"
 #include "lmlab/serve/server.h"
 #include "tests/serve/serve_test_util.h"
 
@@ -339,4 +340,25 @@ TEST(Server, PromptPrefixesAreSharedAndAnswersDoNotChange) {
   b["messages"].insert(b["messages"].begin(), json{{"role", "system"}, {"content", "the cat sat on the mat. the dog sat on the log."}});
   EXPECT_EQ(content_of(fc.Post("/v1/chat/completions", b.dump(), "application/json")), second);
   (void)first;
+}
+
+TEST(Server, JsonObjectResponseFormatConstrainsTheReply) {
+  LoadedModel lm = tiny_model();
+  Running r(lm, {});
+  auto c = r.client();
+  for (uint64_t seed : {1, 2, 3}) {
+    json body = chat_body("the cat", 60, 1.0, seed);
+    body["response_format"] = {{"type", "json_object"}};
+    auto res = c.Post("/v1/chat/completions", body.dump(), "application/json");
+    ASSERT_TRUE(res);
+    ASSERT_EQ(res->status, 200) << res->body;
+    json j = json::parse(res->body);
+    std::string text = j["choices"][0]["message"]["content"].get<std::string>();
+    lmlab::serve::JsonPrefix p;
+    EXPECT_TRUE(p.feed(text)) << "not a JSON object prefix: " << text;
+    if (j["choices"][0]["finish_reason"] == "stop") {
+      EXPECT_TRUE(p.complete()) << text;
+      EXPECT_TRUE(json::accept(text)) << text;
+    }
+  }
 }
