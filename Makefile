@@ -26,8 +26,8 @@ asan:
 
 # target:seconds. FUZZ_SECONDS=N runs every target for N seconds instead.
 FUZZ_SECONDS ?=
-FUZZ_TARGETS := fuzz_safetensors:15 fuzz_safetensors_index:12 fuzz_gguf:15 fuzz_tokenizer_json:12 \
-  fuzz_tokenizer_config:8 fuzz_hf_config:12 fuzz_train_config:8 fuzz_jinja:12
+FUZZ_TARGETS := fuzz_safetensors:10 fuzz_safetensors_index:8 fuzz_gguf:10 fuzz_tokenizer_json:8 \
+  fuzz_tokenizer_config:6 fuzz_hf_config:8 fuzz_train_config:6 fuzz_jinja:10
 
 # libFuzzer (clang) over the file parsers, each for its seconds, from seeds the build writes plus the
 # committed regression inputs in fuzz/corpus/<target>/; any crash, sanitizer report, leak, timeout
