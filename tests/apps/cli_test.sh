@@ -245,7 +245,7 @@ if command -v chromium >/dev/null; then
   "$LMLAB" serve -m runs/1 --port 0 --template terse.jinja > web_out.txt 2> web_err.txt &
   wpid=$!
   wport=$(served_port web_err.txt)
-  timeout 60 chromium --headless --no-sandbox --disable-gpu --virtual-time-budget=10000 --dump-dom \
+  timeout 60 chromium --headless --no-sandbox --disable-gpu --disable-dev-shm-usage --virtual-time-budget=10000 --dump-dom \
     "http://127.0.0.1:$wport/?q=hello&temperature=0&max_tokens=4" > dom.html 2>/dev/null
   want=$(curl -s "http://127.0.0.1:$wport/v1/chat/completions" \
     -d '{"messages": [{"role": "user", "content": "hello"}], "max_tokens": 4, "temperature": 0}' |
