@@ -57,12 +57,7 @@ void register_chat(CLI::App& app) {
     sc.validate();
     LoadedModel lm = load_model(model);
     LMLAB_CHECK(lm.tokenizer != nullptr, IoError, "[chat] '", lm.folder, "' has no tokenizer");
-    chat::ChatTemplate ct = template_file.empty() ? chat::load_chat_template(lm.folder) : chat::load_chat_template(template_file);
-    if (!template_file.empty()) {  // a template file brings no tokens: take the model's
-      chat::ChatTemplate own = chat::load_chat_template(lm.folder);
-      ct.bos_token = own.bos_token;
-      ct.eos_token = own.eos_token;
-    }
+    chat::ChatTemplate ct = chat::model_chat_template(lm.folder, template_file);
     if (ct.is_default)
       std::fprintf(stderr, "lmlab: warning: '%s' has no chat template; using the default (ChatML)\n", model.c_str());
     serve::ChatSession session(*lm.model, *lm.tokenizer, ct, serve::chat_stop_ids(*lm.tokenizer, lm.generation, ct));

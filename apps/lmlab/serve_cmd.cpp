@@ -39,12 +39,7 @@ void register_serve(CLI::App& app) {
     pthread_sigmask(SIG_BLOCK, &set, nullptr);
     LoadedModel lm = load_model(model);
     LMLAB_CHECK(lm.tokenizer != nullptr, IoError, "[serve] '", lm.folder, "' has no tokenizer");
-    chat::ChatTemplate ct = chat::load_chat_template(template_file.empty() ? lm.folder : template_file);
-    if (!template_file.empty()) {
-      chat::ChatTemplate own = chat::load_chat_template(lm.folder);
-      ct.bos_token = own.bos_token;
-      ct.eos_token = own.eos_token;
-    }
+    chat::ChatTemplate ct = chat::model_chat_template(lm.folder, template_file);
     if (ct.is_default)
       std::fprintf(stderr, "lmlab: warning: '%s' has no chat template; /v1/chat/completions uses the default (ChatML)\n",
                    model.c_str());

@@ -167,6 +167,17 @@ ChatTemplate load_chat_template(const std::string& path, const std::string& name
   return d;
 }
 
+ChatTemplate model_chat_template(const std::string& model_path, const std::string& template_file) {
+  ChatTemplate own = load_chat_template(model_path);
+  if (template_file.empty()) return own;
+  ChatTemplate ct = load_chat_template(template_file);
+  ct.bos_token = own.bos_token;
+  ct.eos_token = own.eos_token;
+  ct.pad_token = own.pad_token;
+  ct.unk_token = own.unk_token;
+  return ct;
+}
+
 ChatRequest chat_request_from_json(const nlohmann::ordered_json& j, const std::string& what) {
   ChatRequest r;
   if (j.is_array()) {

@@ -37,6 +37,10 @@ const std::string& chatml_template();
 // `with_tools` prefers "tool_use" among named templates, as transformers does.
 ChatTemplate load_chat_template(const std::string& path, const std::string& name = "", bool with_tools = false);
 
+// The template a model is used with: `template_file` when given (with the model's special tokens,
+// which a template file does not carry), else the model's own (load_chat_template of the folder).
+ChatTemplate model_chat_template(const std::string& model_path, const std::string& template_file);
+
 // A conversation and the variables rendered with it.
 struct ChatRequest {
   nlohmann::ordered_json messages = nlohmann::ordered_json::array();
