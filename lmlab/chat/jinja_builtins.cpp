@@ -525,7 +525,8 @@ std::optional<Value> str_method(const Value& self, std::string_view name) {
     Params p(what, a, {"prefix", "start", "end"});
     Value x = p.get(0);
     auto cps = utf8_decode(s);
-    auto [st, en] = py_span(p, 1, 2, int64_t(cps.size()));
+    const auto span = py_span(p, 1, 2, int64_t(cps.size()));
+    const int64_t st = span.first, en = span.second;  // plain variables: C++20 lambdas cannot capture bindings on clang 14
     std::string sub = st <= en ? utf8_encode(cps, size_t(st), size_t(en)) : std::string();
     auto one = [&](const Value& v) {
       if (!v.is_string()) throw EvalError(what + " arg must be str or a tuple of str, not " + v.type_name());
