@@ -55,6 +55,23 @@ void Decoder::feed(const std::vector<int64_t>& ids) {
   state_.tokens.push_back(last);
 }
 
+void Decoder::feed_rows(const std::vector<Decoder*>& decs, const std::vector<int64_t>& ids) {
+  LMLAB_CHECK(decs.size() == ids.size(), ValueError, "[generate] ", decs.size(), " decoders for ", ids.size(), " tokens");
+  if (decs.empty()) return;
+  NoGrad ng;
+  const Transformer& model = decs[0]->model_;
+  std::vector<CacheSet*> rows;
+  for (Decoder* d : decs) {
+    LMLAB_CHECK(&d->model_ == &model, ValueError, "[generate] feed_rows over decoders of different models");
+    rows.push_back(&d->state_.cache);
+  }
+  Tensor l = model.forward_rows(Tensor::from_vector(ids, {int64_t(ids.size()), 1}), rows);  // [B, 1, V]
+  for (size_t i = 0; i < decs.size(); ++i) {
+    decs[i]->logits_ = last_logits(l, int64_t(i));
+    decs[i]->state_.tokens.push_back(ids[i]);
+  }
+}
+
 int64_t Decoder::sample() {
   LMLAB_CHECK(!logits_.empty(), ValueError, "[generate] sample before any token was fed");
   return sample_token(logits_.data(), int64_t(logits_.size()), state_.tokens, sampler_, gen_);

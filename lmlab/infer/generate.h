@@ -33,14 +33,19 @@ struct GenerateOptions {
 
 // One sequence decoded a step at a time over its state: feed tokens (the prompt, then each chosen
 // token), sample from the last position's logits. generate() runs one to the end; the server keeps
-// one per request and steps them in turn. Sampling draws from the Decoder's own generator, seeded
-// with the sampler's seed, so a request gives the same tokens alone or beside others.
+// one per request and steps them together (feed_rows). Sampling draws from the Decoder's own generator, seeded
+// with the sampler's seed, so a request gives the same tokens alone or beside others (up to float
+// rounding when batched).
 class Decoder {
  public:
   Decoder(const Transformer& model, InferState& state, SamplerConfig sampler);
   // Feeds tokens after what the state holds and keeps the last position's logits. An empty list
   // re-feeds the state's last token (a state whose logits were not kept, e.g. after a rollback).
   void feed(const std::vector<int64_t>& ids);
+  // Continuous batching: feeds ids[i] to decs[i], all in one forward over the rows
+  // (Transformer::forward_rows, each row on its own state); each keeps its row's logits, equal to
+  // feed({ids[i]}) up to float rounding of the batched products. The decoders share one model.
+  static void feed_rows(const std::vector<Decoder*>& decs, const std::vector<int64_t>& ids);
   // The next token from the kept logits (not fed: feed it to go on).
   int64_t sample();
   // The same among the tokens with allowed[id] != 0 only (constrained decoding); ValueError when

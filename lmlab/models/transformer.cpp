@@ -80,9 +80,32 @@ Tensor DecoderBlock::forward(const Tensor& x, int64_t pos_offset, CacheSet* cach
     m = mla->forward(a, pos_offset, cache ? &cache->layer<MLACache>(layer_index) : nullptr, positions, mask);
   else
     m = linear_attn->forward(a, cache ? &cache->layer<RecurrentCache>(layer_index) : nullptr, valid);
-  Tensor h = add(x, m);                                                                  // [B, T, C]
-  Tensor f = post_attention_layernorm->forward(h);                                       // [B, T, C]
-  return add(h, moe ? moe->forward(f) : mlp->forward(f));                                // [B, T, C]
+  return ffn_residual(x, m);
+}
+
+Tensor DecoderBlock::forward_rows(const Tensor& x, const Tensor& positions, const std::vector<CacheSet*>& rows) const {
+  // Each row's layer cache (cloned first where a fork shares it).
+  auto layer_caches = [&](auto* kind) {
+    using C = std::remove_pointer_t<decltype(kind)>;
+    std::vector<C*> out;
+    for (CacheSet* r : rows) out.push_back(&r->layer<C>(layer_index));
+    return out;
+  };
+  Tensor a = input_layernorm->forward(x);  // [B, T, C]
+  Tensor m;                                // [B, T, C]
+  if (self_attn)
+    m = self_attn->forward_rows(a, positions, layer_caches(static_cast<KVCache*>(nullptr)));
+  else if (mla)
+    m = mla->forward_rows(a, positions, layer_caches(static_cast<MLACache*>(nullptr)));
+  else
+    m = linear_attn->forward_rows(a, layer_caches(static_cast<RecurrentCache*>(nullptr)));
+  return ffn_residual(x, m);
+}
+
+Tensor DecoderBlock::ffn_residual(const Tensor& x, const Tensor& m) const {
+  Tensor h = add(x, m);                                    // [B, T, C]
+  Tensor f = post_attention_layernorm->forward(h);         // [B, T, C]
+  return add(h, moe ? moe->forward(f) : mlp->forward(f));  // [B, T, C]
 }
 
 TransformerTrunk::TransformerTrunk(const TransformerConfig& c, Generator& gen) {
@@ -125,6 +148,25 @@ Tensor Transformer::forward_hidden(const Tensor& ids, CacheSet* cache, const Ten
                                                                : Tensor();  // [B, T]
   for (const auto& layer : model->layers) x = layer->forward(x, pos, cache, positions, mask, valid);
   return model->norm->forward(x);
+}
+
+Tensor Transformer::forward_rows(const Tensor& ids, const std::vector<CacheSet*>& rows) const {
+  LMLAB_CHECK(ids.dim() == 2 && ids.size(0) == int64_t(rows.size()), ShapeError, "[transformer] ids must be [B, T] with ",
+              "one cache set per row (", rows.size(), "), got ", shape_str(ids.shape()));
+  const int64_t B = ids.size(0), T = ids.size(1);
+  Tensor positions = Tensor::empty({B, T}, DType::I64);  // [B, T]
+  int64_t* pp = positions.data<int64_t>();
+  for (int64_t b = 0; b < B; ++b) {
+    LMLAB_CHECK(rows[size_t(b)] != nullptr, ValueError, "[transformer] row ", b, " has no cache set");
+    int64_t pos = rows[size_t(b)]->length();
+    LMLAB_CHECK(pos + T <= cfg.max_position_embeddings, ValueError, "[transformer] row ", b, ": sequence of ", pos + T,
+                " tokens (", pos, " cached + ", T, " new) exceeds the context of ", cfg.max_position_embeddings,
+                " (max_position_embeddings)");
+    for (int64_t t = 0; t < T; ++t) pp[b * T + t] = pos + t;
+  }
+  Tensor x = model->embed_tokens->forward(ids);  // [B, T, C]
+  for (const auto& layer : model->layers) x = layer->forward_rows(x, positions, rows);
+  return logits(model->norm->forward(x));        // [B, T, V]
 }
 
 Tensor Transformer::logits(const Tensor& hidden) const {

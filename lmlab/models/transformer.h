@@ -124,6 +124,8 @@ class DecoderBlock : public Module {
   // valid [B, T] (optional): 0 at left-padding positions, for recurrent mixers (derived from mask).
   Tensor forward(const Tensor& x, int64_t pos_offset, CacheSet* cache, const Tensor& positions = Tensor(),
                  const Tensor& mask = Tensor(), const Tensor& valid = Tensor()) const;
+  // Continuous batching: row b of x continues the sequence of rows[b] (see Transformer::forward_rows).
+  Tensor forward_rows(const Tensor& x, const Tensor& positions, const std::vector<CacheSet*>& rows) const;
   MixerKind mixer = MixerKind::Attention;
   int64_t layer_index = 0;
   std::shared_ptr<RMSNorm> input_layernorm, post_attention_layernorm;
@@ -134,6 +136,9 @@ class DecoderBlock : public Module {
   // Exactly one of the two is set; either is registered as "mlp".
   std::shared_ptr<SwiGLUMLP> mlp;  // dense layers
   std::shared_ptr<SparseMoE> moe;  // sparse layers (cfg.is_moe_layer)
+
+ private:
+  Tensor ffn_residual(const Tensor& x, const Tensor& mixed) const;  // x + m, then + FFN(norm(x + m))
 };
 
 // The decoder trunk, registered under "model." (HF LlamaModel).
@@ -157,6 +162,12 @@ class Transformer : public Module {
   // ids [B, T] -> logits [B, T, V].
   Tensor forward(const Tensor& ids, CacheSet* cache = nullptr, const Tensor& positions = Tensor(),
                  const Tensor& mask = Tensor()) const;
+  // Continuous batching over independent sequences: row b of ids [B, T] continues the sequence cached
+  // in rows[b] (a batch-1 cache set of any length, e.g. an InferState's), at positions
+  // rows[b]->length() + t. Norms, projections, MLP/MoE and head run as one batched product over the
+  // rows; each row's attention and recurrent update run against its own cache, which grows by T.
+  // Equal to feeding each row alone up to float rounding of the batched products. -> logits [B, T, V].
+  Tensor forward_rows(const Tensor& ids, const std::vector<CacheSet*>& rows) const;
   Tensor logits(const Tensor& hidden) const;  // [..., C] -> [..., V]
   CacheSet new_cache() const { return CacheSet(cfg.num_hidden_layers); }
   const Tensor& lm_head_weight() const;

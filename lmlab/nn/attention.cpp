@@ -4,6 +4,7 @@
 #include "lmlab/core/node.h"
 #include "lmlab/ops/attention.h"
 #include "lmlab/ops/elementwise.h"
+#include "lmlab/ops/join.h"
 #include "lmlab/ops/matmul.h"
 #include "lmlab/ops/swiglu.h"
 
@@ -49,8 +50,7 @@ SelfAttention::SelfAttention(const AttentionConfig& c, Generator& gen, double st
   }
 }
 
-Tensor SelfAttention::forward(const Tensor& x, int64_t pos_offset, KVCache* cache, const Tensor& positions,
-                              const Tensor& mask) const {
+SelfAttention::Projected SelfAttention::project(const Tensor& x, int64_t pos_offset, const Tensor& positions) const {
   int64_t B = x.size(0), T = x.size(1), H = cfg.n_heads, Hkv = cfg.n_kv_heads, D = cfg.head_dim;
   Tensor q, k, v;
   if (!GradMode::enabled() && (qkv_q_ || !q_proj->quantized())) {
@@ -75,15 +75,40 @@ Tensor SelfAttention::forward(const Tensor& x, int64_t pos_offset, KVCache* cach
     q = rope(q, cfg.rope, pos_offset).transpose(1, 2);  // [B, H, T, D]
     k = rope(k, cfg.rope, pos_offset).transpose(1, 2);  // [B, Hkv, T, D]
   }
-  v = v.transpose(1, 2);                               // [B, Hkv, T, D]
-  if (cache) std::tie(k, v) = cache->append(k, v);     // [B, Hkv, S, D], S = cached + T
+  return {q, k, v.transpose(1, 2)};                     // v [B, Hkv, T, D]
+}
+
+Tensor SelfAttention::attend(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask) const {
   AttentionOptions opt;
   opt.causal = true;
   opt.window = cfg.window;
   opt.mask = mask;
-  Tensor y = attention(q, k, v, opt);                  // [B, H, T, D]
-  y = y.transpose(1, 2).reshape({B, T, H * D});        // [B, T, C]
-  return o_proj->forward(y);
+  return attention(q, k, v, opt);  // [B, H, T, D]
+}
+
+Tensor SelfAttention::output(const Tensor& y) const {
+  int64_t B = y.size(0), T = y.size(2);
+  return o_proj->forward(y.transpose(1, 2).reshape({B, T, cfg.n_heads * cfg.head_dim}));  // [B, T, C]
+}
+
+Tensor SelfAttention::forward(const Tensor& x, int64_t pos_offset, KVCache* cache, const Tensor& positions,
+                              const Tensor& mask) const {
+  auto [q, k, v] = project(x, pos_offset, positions);
+  if (cache) std::tie(k, v) = cache->append(k, v);  // [B, Hkv, S, D], S = cached + T
+  return output(attend(q, k, v, mask));
+}
+
+Tensor SelfAttention::forward_rows(const Tensor& x, const Tensor& positions, const std::vector<KVCache*>& rows) const {
+  LMLAB_CHECK(int64_t(rows.size()) == x.size(0), ShapeError, "[attention] ", rows.size(), " row caches for a batch of ",
+              x.size(0));
+  Projected p = project(x, 0, positions);
+  std::vector<Tensor> ys;
+  for (size_t b = 0; b < rows.size(); ++b) {
+    int64_t r = int64_t(b);
+    auto [k, v] = rows[b]->append(p.k.narrow(0, r, 1), p.v.narrow(0, r, 1));  // [1, Hkv, S_b, D]
+    ys.push_back(attend(p.q.narrow(0, r, 1), k, v, Tensor()));               // [1, H, T, D]
+  }
+  return output(concat(ys, 0));  // [B, T, C]
 }
 
 namespace {

@@ -32,6 +32,10 @@ class SelfAttention : public Module {
   // [B, 1, T, S] mask over the keys (left padding in batched generation).
   Tensor forward(const Tensor& x, int64_t pos_offset = 0, KVCache* cache = nullptr, const Tensor& positions = Tensor(),
                  const Tensor& mask = Tensor()) const;
+  // Continuous batching: row b of x [B, T, C] continues the sequence cached in rows[b] (a batch-1
+  // cache of any length), at positions [B, T]. The projections run over all rows at once; each row
+  // appends to its own cache and attends over it.
+  Tensor forward_rows(const Tensor& x, const Tensor& positions, const std::vector<KVCache*>& rows) const;
   AttentionConfig cfg;
   std::shared_ptr<Linear> q_proj, k_proj, v_proj, o_proj;
   std::shared_ptr<RMSNorm> q_norm, k_norm;  // null unless cfg.qk_norm
@@ -42,6 +46,12 @@ class SelfAttention : public Module {
   void fuse_quantized();
 
  private:
+  struct Projected {
+    Tensor q, k, v;  // [B, H, T, D], [B, Hkv, T, D], [B, Hkv, T, D]; RoPE applied
+  };
+  Projected project(const Tensor& x, int64_t pos_offset, const Tensor& positions) const;
+  Tensor attend(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask) const;  // [B, H, T, D]
+  Tensor output(const Tensor& y) const;  // y [B, H, T, D] -> o_proj -> [B, T, C]
   // q/k/v weights (and biases) are row slices of one buffer: training sees three HF-named
   // parameters, inference runs one GEMM/GEMV over the fused rows (same storage, never stale).
   Tensor qkv_weight_, qkv_bias_;

@@ -251,4 +251,41 @@ Tensor DeltaAttention::forward(const Tensor& x_in, RecurrentCache* cache, const 
   return o_proj->forward(y);                                                        // [B, T, C]
 }
 
+Tensor DeltaAttention::forward_rows(const Tensor& x, const std::vector<RecurrentCache*>& rows) const {
+  LMLAB_CHECK(x.dim() == 3 && int64_t(rows.size()) == x.size(0), ShapeError, "[", linear_mixer_name(cfg.mixer), "] ",
+              rows.size(), " row caches for input ", shape_str(x.shape()));
+  NoGrad ng;
+  const int64_t B = x.size(0), T = x.size(1);
+  // Stacks one field over the rows; a row that has none yet (an empty cache) contributes zeros shaped
+  // like the others'. Undefined when no row has it.
+  auto stack = [&](Tensor RecurrentCache::*field) {
+    const Tensor* like = nullptr;
+    for (const RecurrentCache* r : rows)
+      if ((r->*field).defined()) like = &(r->*field);
+    if (!like) return Tensor();
+    std::vector<Tensor> parts;
+    for (const RecurrentCache* r : rows)
+      parts.push_back((r->*field).defined() ? r->*field : Tensor::zeros(like->shape(), like->dtype()));
+    return B == 1 ? parts[0] : concat(parts, 0);
+  };
+  RecurrentCache all;
+  all.state = stack(&RecurrentCache::state);
+  all.conv_q = stack(&RecurrentCache::conv_q);
+  all.conv_k = stack(&RecurrentCache::conv_k);
+  all.conv_v = stack(&RecurrentCache::conv_v);
+  all.len = all.state.defined() ? 1 : 0;  // only "is there a state" matters to forward
+  Tensor y = forward(x, &all);
+  for (int64_t b = 0; b < B; ++b) {
+    RecurrentCache& r = *rows[size_t(b)];
+    auto slice = [&](const Tensor& t) { return t.defined() ? t.narrow(0, b, 1) : t; };
+    r.kind = all.kind;
+    r.state = slice(all.state);
+    r.conv_q = slice(all.conv_q);
+    r.conv_k = slice(all.conv_k);
+    r.conv_v = slice(all.conv_v);
+    r.len += T;
+  }
+  return y;
+}
+
 }  // namespace lmlab

@@ -81,6 +81,10 @@ class DeltaAttention : public Module {
   // Under training (GradMode on and module in train mode) a non-finite final state throws
   // NonFiniteStateError naming the layer.
   Tensor forward(const Tensor& x, RecurrentCache* cache = nullptr, const Tensor& valid = Tensor()) const;
+  // Continuous batching: row b of x [B, T, C] continues the sequence cached in rows[b] (a batch-1
+  // cache of any length, empty ones included). The rows' states and conv tails are stacked into one
+  // batch, stepped together, and each row's cache then holds its slice of the result.
+  Tensor forward_rows(const Tensor& x, const std::vector<RecurrentCache*>& rows) const;
 
   DeltaAttentionConfig cfg;
   std::shared_ptr<Linear> q_proj, k_proj, v_proj;

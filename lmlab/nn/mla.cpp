@@ -51,60 +51,88 @@ MLAttention::MLAttention(const MLAConfig& c, Generator& gen, double std, double 
   o_proj = register_module("o_proj", std::make_shared<Linear>(H * c.v_head_dim, C, false, gen, out_std));
 }
 
-Tensor MLAttention::forward(const Tensor& x, int64_t pos_offset, MLACache* cache, const Tensor& positions,
-                            const Tensor& mask) const {
+MLAttention::Projected MLAttention::project(const Tensor& x, int64_t pos_offset, const Tensor& positions) const {
   LMLAB_CHECK(x.dim() == 3 && x.size(2) == cfg.hidden, ShapeError, "[mla] input must be [B, T, ", cfg.hidden,
               "], got ", shape_str(x.shape()));
   int64_t B = x.size(0), T = x.size(1), H = cfg.n_heads, Dn = cfg.qk_nope_head_dim, Dr = cfg.qk_rope_head_dim,
-          Dv = cfg.v_head_dim, R = cfg.kv_lora_rank;
+          R = cfg.kv_lora_rank;
   bool rotate = Dr > 0 && !cfg.use_nope;
   auto apply_rope = [&](const Tensor& t) {  // [B, T, h, Dr]
     if (!rotate) return t;
     return positions.defined() ? rope(t.contiguous(), cfg.rope, positions) : rope(t.contiguous(), cfg.rope, pos_offset);
   };
+  Projected p;
   Tensor q = q_proj ? q_proj->forward(x) : q_b_proj->forward(q_a_layernorm->forward(q_a_proj->forward(x)));
   q = q.view({B, T, H, Dn + Dr});                                         // [B, T, H, Dn + Dr]
-  Tensor q_nope = q.narrow(3, 0, Dn).transpose(1, 2);                     // [B, H, T, Dn]
-  Tensor q_pe = Dr > 0 ? apply_rope(q.narrow(3, Dn, Dr)).transpose(1, 2) : Tensor();  // [B, H, T, Dr]
+  p.q_nope = q.narrow(3, 0, Dn).transpose(1, 2);                          // [B, H, T, Dn]
+  if (Dr > 0) p.q_pe = apply_rope(q.narrow(3, Dn, Dr)).transpose(1, 2);   // [B, H, T, Dr]
   Tensor ckv = kv_a_proj_with_mqa->forward(x);                            // [B, T, R + Dr]
   Tensor lat = kv_a_layernorm->forward(ckv.narrow(2, 0, R));              // [B, T, R]
   if (Dr > 0) {
     Tensor k_pe = apply_rope(ckv.narrow(2, R, Dr).reshape({B, T, 1, Dr})).reshape({B, T, Dr});  // [B, T, Dr]
     lat = concat({lat, k_pe}, 2);                                         // [B, T, R + Dr]
   }
-  lat = lat.unsqueeze(1);                                                 // [B, 1, T, R + Dr]
-  if (cache) lat = cache->append(lat);                                    // [B, 1, S, R + Dr], S = cached + T
-  int64_t S = lat.size(2);
+  p.lat = lat.unsqueeze(1);                                               // [B, 1, T, R + Dr]
+  return p;
+}
+
+Tensor MLAttention::attend(const Tensor& q_nope, const Tensor& q_pe, const Tensor& lat, const Tensor& mask,
+                           bool decoding) const {
+  int64_t B = q_nope.size(0), T = q_nope.size(2), H = cfg.n_heads, Dn = cfg.qk_nope_head_dim,
+          Dr = cfg.qk_rope_head_dim, Dv = cfg.v_head_dim, R = cfg.kv_lora_rank, S = lat.size(2);
   AttentionOptions opt;
   opt.causal = true;
   opt.scale = 1.0 / std::sqrt(double(Dn + Dr));
   opt.mask = mask;
   bool absorb = cfg.absorb == MLAConfig::Absorb::Always ||
-                (cfg.absorb == MLAConfig::Absorb::Auto && cache && !GradMode::enabled() && T <= 16);
-  Tensor y;  // [B, H, T, Dv]
+                (cfg.absorb == MLAConfig::Absorb::Auto && decoding && !GradMode::enabled() && T <= 16);
   const Tensor& Wkv = kv_b_proj->quantized() ? kv_b_dense_ : kv_b_proj->weight;  // [H (Dn + Dv), R]
   LMLAB_CHECK(Wkv.defined(), ValueError,
               "[mla] kv_b_proj is quantized but prepare_quantized() was not called (load_model and "
               "fuse_quantized_weights call it)");
   if (absorb) {
     Tensor W = Wkv.view({H, Dn + Dv, R});
-    Tensor q_lat = Dn > 0 ? matmul(q_nope, W.narrow(1, 0, Dn)) : Tensor::zeros({B, H, T, R}, x.dtype());  // [B, H, T, R]
+    Tensor q_lat = Dn > 0 ? matmul(q_nope, W.narrow(1, 0, Dn)) : Tensor::zeros({B, H, T, R}, lat.dtype());  // [B, H, T, R]
     Tensor qa = Dr > 0 ? concat({q_lat, q_pe}, 3) : q_lat;               // [B, H, T, R + Dr]
     Tensor o_lat = attention(qa, lat, lat.narrow(3, 0, R), opt);         // [B, H, T, R]: one shared kv head
-    y = matmul(o_lat, W.narrow(1, Dn, Dv).transpose(1, 2));              // [B, H, T, Dv]
-  } else {
-    Tensor c_all = lat.squeeze(1).narrow(2, 0, R);                                      // [B, S, R]
-    Tensor kv = kv_b_proj->forward(c_all).view({B, S, H, Dn + Dv}).transpose(1, 2);    // [B, H, S, Dn + Dv]
-    Tensor k = kv.narrow(3, 0, Dn), v = kv.narrow(3, Dn, Dv);                           // [B, H, S, Dn], [B, H, S, Dv]
-    Tensor qh = q_nope;
-    if (Dr > 0) {
-      Tensor k_pe = lat.narrow(3, R, Dr).expand({B, H, S, Dr});                         // [B, H, S, Dr]
-      k = Dn > 0 ? concat({k, k_pe}, 3) : k_pe;                                         // [B, H, S, Dn + Dr]
-      qh = Dn > 0 ? concat({q_nope, q_pe}, 3) : q_pe;                                   // [B, H, T, Dn + Dr]
-    }
-    y = attention(qh, k, v, opt);                                                       // [B, H, T, Dv]
+    return matmul(o_lat, W.narrow(1, Dn, Dv).transpose(1, 2));           // [B, H, T, Dv]
   }
-  return o_proj->forward(y.transpose(1, 2).reshape({B, T, H * Dv}));                   // [B, T, C]
+  Tensor c_all = lat.squeeze(1).narrow(2, 0, R);                                      // [B, S, R]
+  Tensor kv = kv_b_proj->forward(c_all).view({B, S, H, Dn + Dv}).transpose(1, 2);    // [B, H, S, Dn + Dv]
+  Tensor k = kv.narrow(3, 0, Dn), v = kv.narrow(3, Dn, Dv);                           // [B, H, S, Dn], [B, H, S, Dv]
+  Tensor qh = q_nope;
+  if (Dr > 0) {
+    Tensor k_pe = lat.narrow(3, R, Dr).expand({B, H, S, Dr});                         // [B, H, S, Dr]
+    k = Dn > 0 ? concat({k, k_pe}, 3) : k_pe;                                         // [B, H, S, Dn + Dr]
+    qh = Dn > 0 ? concat({q_nope, q_pe}, 3) : q_pe;                                   // [B, H, T, Dn + Dr]
+  }
+  return attention(qh, k, v, opt);                                                    // [B, H, T, Dv]
+}
+
+Tensor MLAttention::output(const Tensor& y) const {
+  int64_t B = y.size(0), T = y.size(2);
+  return o_proj->forward(y.transpose(1, 2).reshape({B, T, cfg.n_heads * cfg.v_head_dim}));  // [B, T, C]
+}
+
+Tensor MLAttention::forward(const Tensor& x, int64_t pos_offset, MLACache* cache, const Tensor& positions,
+                            const Tensor& mask) const {
+  Projected p = project(x, pos_offset, positions);
+  Tensor lat = cache ? cache->append(p.lat) : p.lat;  // [B, 1, S, R + Dr], S = cached + T
+  return output(attend(p.q_nope, p.q_pe, lat, mask, cache != nullptr));
+}
+
+Tensor MLAttention::forward_rows(const Tensor& x, const Tensor& positions, const std::vector<MLACache*>& rows) const {
+  LMLAB_CHECK(int64_t(rows.size()) == x.size(0), ShapeError, "[mla] ", rows.size(), " row caches for a batch of ",
+              x.size(0));
+  Projected p = project(x, 0, positions);
+  std::vector<Tensor> ys;
+  for (size_t b = 0; b < rows.size(); ++b) {
+    int64_t r = int64_t(b);
+    Tensor lat = rows[b]->append(p.lat.narrow(0, r, 1));  // [1, 1, S_b, R + Dr]
+    ys.push_back(attend(p.q_nope.narrow(0, r, 1), p.q_pe.defined() ? p.q_pe.narrow(0, r, 1) : Tensor(), lat, Tensor(),
+                        true));                           // [1, H, T, Dv]
+  }
+  return output(concat(ys, 0));  // [B, T, C]
 }
 
 void MLAttention::prepare_quantized() {

@@ -45,6 +45,9 @@ class MLAttention : public Module {
   // new latents are appended and the queries attend over all of them.
   Tensor forward(const Tensor& x, int64_t pos_offset = 0, MLACache* cache = nullptr, const Tensor& positions = Tensor(),
                  const Tensor& mask = Tensor()) const;
+  // Continuous batching (as SelfAttention::forward_rows): row b of x [B, T, C] continues the sequence
+  // cached in rows[b], at positions [B, T]; projections batched, latent append and attention per row.
+  Tensor forward_rows(const Tensor& x, const Tensor& positions, const std::vector<MLACache*>& rows) const;
   MLAConfig cfg;
   std::shared_ptr<Linear> q_proj;                  // q_lora_rank == 0
   std::shared_ptr<Linear> q_a_proj, q_b_proj;      // q_lora_rank > 0
@@ -58,6 +61,15 @@ class MLAttention : public Module {
   void prepare_quantized();
 
  private:
+  struct Projected {
+    Tensor q_nope, q_pe;  // [B, H, T, Dn], [B, H, T, Dr] (undefined when Dr == 0); RoPE applied
+    Tensor lat;           // [B, 1, T, R + Dr]: normalised latent + rope key, the cache rows
+  };
+  Projected project(const Tensor& x, int64_t pos_offset, const Tensor& positions) const;
+  // Attention of the queries over latents [B, 1, S, R + Dr] -> [B, H, T, Dv]; `decoding` (a cache is
+  // in use) lets Absorb::Auto take the absorbed path.
+  Tensor attend(const Tensor& q_nope, const Tensor& q_pe, const Tensor& lat, const Tensor& mask, bool decoding) const;
+  Tensor output(const Tensor& y) const;  // [B, H, T, Dv] -> o_proj -> [B, T, C]
   Tensor kv_b_dense_;  // f32 kv_b_proj matrix when kv_b_proj is quantized
 };
 

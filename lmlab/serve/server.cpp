@@ -1,5 +1,5 @@
 // The OpenAI-compatible server: HTTP handlers (validation, responses, server-sent events) in front
-// of one engine thread that steps the active jobs in turn.
+// of one engine thread that steps the active jobs together (continuous batching).
 #include "lmlab/serve/server.h"
 
 #include <httplib.h>
@@ -295,6 +295,7 @@ struct Server::Impl {
   std::mutex metrics_mu;
   std::map<std::string, uint64_t> requests;  // "endpoint code" -> count
   uint64_t tokens_generated = 0, prompt_tokens = 0, prompt_tokens_reused = 0;
+  uint64_t decode_steps = 0, decode_rows = 0;  // batched decode forwards and the rows they carried
   Histogram latency{{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120}};
   Histogram ttft{{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}};
   std::atomic<uint64_t> next_id{1};
@@ -426,6 +427,10 @@ struct Server::Impl {
           ++active;
         }
       }
+      // One step: admitted jobs prefill; every decoding job samples its next token from the logits it
+      // holds, and those that go on are fed together in one batched forward.
+      std::vector<Slot*> going_on;
+      std::vector<int64_t> next_ids;
       for (auto& s : slots) {
         if (!s.job) continue;
         Job& j = *s.job;
@@ -463,26 +468,45 @@ struct Server::Impl {
               if (!piece.empty()) j.push(std::move(piece));
               if (s.streamer->stopped() || (s.json && s.json->complete())) finish_slot(s, "stop");
               else if (s.n >= j.max_tokens || s.state->length() + 1 > ctx) finish_slot(s, "length");
-              else s.dec->feed({next});
+              else going_on.push_back(&s), next_ids.push_back(next);
             }
           }
         } catch (const std::exception& e) {
-          if (!s.streamer) s.streamer = std::make_unique<TextStreamer>(*lm.tokenizer, j.stop);
-          std::string text = s.streamer->finish();
-          if (s.job) {
-            release_slot();
-            s.job->finish("error", text, e.what());
-            s.job.reset();
-          }
+          fail_slot(s, e.what());
         }
-        if (!s.job) {
-          s.json.reset();
-          s.state.reset();
-          s.dec.reset();
-          s.streamer.reset();
-        }
+        if (!s.job) clear_slot(s);
+      }
+      if (going_on.empty()) continue;
+      std::vector<Decoder*> decs;
+      for (Slot* s : going_on) decs.push_back(s->dec.get());
+      try {
+        Decoder::feed_rows(decs, next_ids);
+      } catch (const std::exception& e) {  // the rows' caches may be half-written: every row ends
+        for (Slot* s : going_on) fail_slot(*s, e.what()), clear_slot(*s);
+      }
+      {
+        std::lock_guard<std::mutex> g(metrics_mu);
+        ++decode_steps;
+        decode_rows += going_on.size();
       }
     }
+  }
+
+  // Ends the slot's job with an error (the text so far goes with it).
+  void fail_slot(Slot& s, const std::string& what) {
+    if (!s.job) return;
+    if (!s.streamer) s.streamer = std::make_unique<TextStreamer>(*lm.tokenizer, s.job->stop);
+    std::string text = s.streamer->finish();
+    release_slot();
+    s.job->finish("error", text, what);
+    s.job.reset();
+  }
+
+  void clear_slot(Slot& s) {
+    s.json.reset();
+    s.state.reset();
+    s.dec.reset();
+    s.streamer.reset();
   }
 
   // Queues a job; false when the queue is full.
@@ -893,6 +917,12 @@ struct Server::Impl {
       out += "# HELP lmlab_prompt_tokens_reused_total Prompt tokens taken from an earlier request's state (not fed again)\n";
       out += "# TYPE lmlab_prompt_tokens_reused_total counter\n";
       out += "lmlab_prompt_tokens_reused_total " + std::to_string(prompt_tokens_reused) + "\n";
+      out += "# HELP lmlab_decode_steps_total Batched decode forwards (one per engine step with decoding slots)\n";
+      out += "# TYPE lmlab_decode_steps_total counter\n";
+      out += "lmlab_decode_steps_total " + std::to_string(decode_steps) + "\n";
+      out += "# HELP lmlab_decode_rows_total Slot rows those forwards carried (rows / steps = the mean batch)\n";
+      out += "# TYPE lmlab_decode_rows_total counter\n";
+      out += "lmlab_decode_rows_total " + std::to_string(decode_rows) + "\n";
       latency.write(out, "lmlab_request_duration_seconds", "Time from request to its last byte (completions)");
       ttft.write(out, "lmlab_time_to_first_token_seconds", "Time from request to its first generated text");
       res.set_content(out, "text/plain; version=0.0.4");

@@ -3,10 +3,12 @@
 // /tokenize and /detokenize, and a web chat page at / (web_page.cpp).
 //
 // Requests become jobs for one engine thread that owns the model. The engine keeps up to `slots`
-// jobs decoding at once and gives each a token in turn, step after step; new jobs join between
-// steps and finished or abandoned ones (the client went away) leave. Each job decodes through
-// infer::Decoder over its own InferState with its own sampler seed, so a request gives the same
-// tokens whether it runs alone or beside others. Waiting jobs queue up to `max_queue`; beyond that a
+// jobs decoding at once (continuous batching): at every step each decoding job samples its next
+// token and all of them are fed in one forward (Decoder::feed_rows: batched products, each job's
+// own caches); new jobs are prefilled and join between steps, and finished or abandoned ones (the
+// client went away) leave. Each job decodes over its own InferState with its own sampler seed, so a
+// request gives the same tokens whether it runs alone or beside others, up to float rounding of the
+// batched products (greedy answers are tested equal). Waiting jobs queue up to `max_queue`; beyond that a
 // request gets 503. Every request is validated first; a bad one gets 400 with an OpenAI-style error
 // body.
 //

@@ -9,6 +9,7 @@
 
 #include "lmlab/infer/generate.h"
 #include "lmlab/lmlab.h"
+#include "tests/batched_rows_check.h"
 
 using namespace lmlab;
 
@@ -125,6 +126,80 @@ TEST(Generate, BatchedEqualsOneByOneAndStateForks) {
   a.truncate(2);
   InferState fc(m);
   EXPECT_EQ(generate(m, a, {9}, o2), generate(m, fc, {4, 5, 9}, o2));
+}
+
+// Continuous batching (Transformer::forward_rows) over every mixer kind, GQA, Qwen3's q/k norms,
+// sliding windows, MLA with and without RoPE, and MoE: each row equals the row fed alone.
+TEST(BatchedRows, EveryMixerKindMatchesRowsFedAlone) {
+  std::vector<std::pair<std::string, TransformerConfig>> cases;
+  cases.push_back({"llama gqa", tiny()});
+  TransformerConfig q3 = tiny();
+  q3.architecture = "Qwen3ForCausalLM";
+  q3.head_dim = 16;
+  cases.push_back({"qwen3 qk-norm", q3});
+  TransformerConfig sw = tiny();
+  sw.sliding_window = 3;
+  cases.push_back({"sliding window 3", sw});
+  TransformerConfig moe = tiny();
+  moe.architecture = "Qwen3MoeForCausalLM";
+  moe.num_experts = 4;
+  moe.num_experts_per_tok = 2;
+  moe.moe_intermediate_size = 16;
+  cases.push_back({"qwen3-moe", moe});
+  for (const char* pattern : {"AGDLSM", "KKKM"}) {
+    TransformerConfig h = tiny();
+    h.num_hidden_layers = int64_t(std::string(pattern).size());
+    h.num_key_value_heads = 4;
+    h.layer_pattern = pattern;
+    h.sliding_window = 4;
+    h.linear_num_heads = 2;
+    h.linear_head_dim = 16;
+    h.kv_lora_rank = 16;
+    h.qk_nope_head_dim = 8;
+    h.qk_rope_head_dim = std::string(pattern) == "KKKM" ? 0 : 4;  // Kimi's NoPE MLA, and MLA with RoPE
+    h.v_head_dim = 8;
+    cases.push_back({pattern, h});
+  }
+  for (const auto& [name, cfg] : cases) {
+    SCOPED_TRACE(name);
+    Transformer m(cfg, 5);
+    test::expect_rows_match_alone(m, 1e-5);
+  }
+}
+
+TEST(BatchedRows, DecodersFedTogetherMatchDecodersFedAlone) {
+  Transformer m(tiny(), 3);
+  SamplerConfig greedy;
+  greedy.temperature = 0;
+  std::vector<std::vector<int64_t>> prompts = {{1, 2, 3, 4, 5}, {7, 8}, {9, 10, 11}};
+  std::vector<InferState> together, alone;
+  for (size_t i = 0; i < prompts.size(); ++i) together.emplace_back(m), alone.emplace_back(m);
+  std::vector<std::unique_ptr<Decoder>> dt, da;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    dt.push_back(std::make_unique<Decoder>(m, together[i], greedy));
+    da.push_back(std::make_unique<Decoder>(m, alone[i], greedy));
+    dt[i]->feed(prompts[i]);
+    da[i]->feed(prompts[i]);
+  }
+  for (int step = 0; step < 6; ++step) {
+    std::vector<Decoder*> decs;
+    std::vector<int64_t> next;
+    for (size_t i = 0; i < prompts.size(); ++i) {
+      int64_t t = dt[i]->sample();
+      EXPECT_EQ(t, da[i]->sample()) << "row " << i << " step " << step;
+      da[i]->feed({t});
+      decs.push_back(dt[i].get());
+      next.push_back(t);
+    }
+    Decoder::feed_rows(decs, next);
+  }
+  for (size_t i = 0; i < prompts.size(); ++i) EXPECT_EQ(together[i].tokens, alone[i].tokens);
+  // Bad calls: a count mismatch, and a row past the context, name the problem.
+  test::expect_error<ValueError>([&] { Decoder::feed_rows({dt[0].get()}, {1, 2}); }, "1 decoders for 2 tokens");
+  InferState full(m);
+  Decoder df(m, full, greedy);
+  df.feed(std::vector<int64_t>(size_t(m.cfg.max_position_embeddings), 1));
+  test::expect_error<ValueError>([&] { Decoder::feed_rows({dt[0].get(), &df}, {1, 1}); }, "row 1");
 }
 
 TEST(Generate, StreamingCallbackStopsAndContextLimit) {

@@ -16,6 +16,7 @@
 #include "lmlab/io/safetensors.h"
 #include "lmlab/lmlab.h"
 #include "lmlab/io/gguf_quantize.h"
+#include "tests/batched_rows_check.h"
 #include "lmlab/models/gguf_model.h"
 #include "tests/test_util.h"
 
@@ -332,6 +333,8 @@ TEST(GgufModel, QuantizedFilesRunQuantized) {
       EXPECT_LE(max_abs_diff(lq, ref), tol * scale) << ggml_type_name(type);
       EXPECT_LE(max_abs_diff(lq, ld), tol * scale) << ggml_type_name(type);
       EXPECT_GT(max_abs_diff(lq, ref), 0.0) << "the quantized path must differ from f32 somewhere";
+      // Continuous batching over the quantized products: rows fed together equal rows fed alone.
+      test::expect_rows_match_alone(*q.model, 1e-3);
     }
   }
 }
