@@ -3,7 +3,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build test bench demo clean asan fuzz
+.PHONY: all deps build test bench demo clean asan asan-cli fuzz
 
 all: build
 
@@ -53,7 +53,12 @@ test: deps build asan fuzz
 	@echo "[test] sanitizer run (ASan + UBSan) over the core, op and autograd tests"
 	cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j $(JOBS)
 
-bench: deps build
+# lmlab itself under ASan+UBSan (the server that bench/serve_fuzz.py attacks in make bench).
+asan-cli:
+	cmake -S . -B build-asan -G Ninja $(ASAN_CMAKE_FLAGS) $(CMAKE_FLAGS) >/dev/null
+	cmake --build build-asan -j $(JOBS) --target lmlab_cli
+
+bench: deps build asan-cli
 	LLAMA_CPP_DIR="$(LLAMA_CPP_DIR)" LLAMA_CPP_DIR_AVX2="$(LLAMA_CPP_DIR_AVX2)" bash bench/run.sh $(BUILD)
 
 DEMO_MINUTES ?= 10

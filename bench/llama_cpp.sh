@@ -25,8 +25,6 @@ shopt -s inherit_errexit
 BUILD=${1:-build}
 BIN="$BUILD/bin"
 PY=/usr/bin/python3
-# whether this lmlab build has a subcommand (grep reads all of the help: no SIGPIPE under pipefail)
-has_cmd() { "$BIN/lmlab" --help 2>/dev/null | grep -E "^  $1 " >/dev/null; }
 THREADS=${LLAMA_BENCH_THREADS:-2}
 REPS=${LLAMA_BENCH_REPS:-3}
 : "${LLAMA_CPP_DIR:?set LLAMA_CPP_DIR to a llama.cpp build folder (with bin/llama-bench)}"
@@ -40,38 +38,12 @@ for exe in "$BIN/bench_gguf" "$BIN/lmlab"; do
   [[ -x "$exe" ]] || { echo "[llama_cpp] $exe is missing: build lmlab first (make build)" >&2; exit 1; }
 done
 
-CACHE="$BUILD/bench-models"
 OUT="$BUILD/bench/llama_cpp"
-mkdir -p "$CACHE" "$OUT"
-HF="$CACHE/llama-100m"
-if [[ ! -f "$HF/config.json" ]]; then
-  echo "# [llama_cpp] making the 100M random model in $HF (once; BPE of 32000 tokens on Brown)"
-  "$BIN/bench_gguf" --make-model "$HF.tmp"
-  rm -rf "$HF" && mv "$HF.tmp" "$HF"
-fi
-F32="$CACHE/llama-100m-f32.gguf"
-[[ -f "$F32" ]] || "$BIN/lmlab" convert "$HF" "$F32" --type f32 >/dev/null
-
-# Quantized files come from `lmlab quantize` when this build has it, else from llama-quantize with
-# the same layout (every matrix in the type; the LM head Q6_K for q4_k). The tool that wrote a file
-# is kept beside it, so a build that gains `lmlab quantize` rewrites the files.
-if has_cmd quantize; then QTOOL=lmlab; else QTOOL=llama-quantize; fi
-quantize() {  # type -> path of the file
-  local t=$1 f="$CACHE/llama-100m-$1.gguf"
-  if [[ ! -f "$f" || "$(cat "$f.by" 2>/dev/null)" != "$QTOOL" ]]; then
-    if [[ $QTOOL == lmlab ]]; then
-      "$BIN/lmlab" quantize "$F32" "$f.tmp" "$t" >&2
-    else
-      local extra=() T=Q8_0
-      if [[ $t == q4_k ]]; then extra=(--output-tensor-type q6_k); T=Q4_K; fi
-      "$LBIN/llama-quantize" --pure "${extra[@]}" "$F32" "$f.tmp" "$T" "$THREADS" >"$OUT/quantize_$t.log" 2>&1 ||
-        { tail -20 "$OUT/quantize_$t.log" >&2; exit 1; }
-    fi
-    mv "$f.tmp" "$f"
-    echo "$QTOOL" > "$f.by"
-  fi
-  echo "$f"
-}
+mkdir -p "$OUT"
+# shellcheck source=bench/model_100m.sh
+source "$(dirname "$0")/model_100m.sh"
+F32=$(model_100m_file f32)
+quantize() { model_100m_file "$1"; }
 
 # median tokens/s of llama-bench's samples for the test with n_prompt=$2, n_gen=$3
 peer_median() {
@@ -98,7 +70,7 @@ bench_line() {  # name ours peer unit
              printf "BENCH %s ours=%.4g peer=%.4g ratio=%.3f unit=%s\n", n, o, p, o / p, u }'
 }
 
-echo "# [llama_cpp] peer: $LBIN; $THREADS threads, $REPS reps, load: $(cut -d' ' -f1-3 /proc/loadavg); quantized files by $QTOOL"
+echo "# [llama_cpp] peer: $LBIN; $THREADS threads, $REPS reps, load: $(cut -d' ' -f1-3 /proc/loadavg); quantized files by lmlab quantize"
 for t in ${LLAMA_BENCH_TYPES-f32 q8_0 q4_k}; do
   if [[ $t == f32 ]]; then f=$F32; else f=$(quantize "$t"); fi
   # llama.cpp first, then ours, per file: drift from other load hits both sides of one type alike.
@@ -113,6 +85,49 @@ for t in ${LLAMA_BENCH_TYPES-f32 q8_0 q4_k}; do
   bench_line "pp512_100M_$t" "$us_pp" "$pt_pp" tokens/s
   echo "# $t ($(du -m "$f" | cut -f1) MiB) samples tokens/s: tg128 ours [$us_tg_s] llama.cpp [$pt_tg_s]; pp512 ours [$us_pp_s] llama.cpp [$pt_pp_s]"
 done
+
+# --- serve_vs_llama_server: the q8_0 file served by llama.cpp's llama-server (-np 16 -cb) and by
+#     lmlab serve (--slots 16), same threads; 16 streaming clients each for SERVE_SECONDS (default 60),
+#     the same raw prompts on /v1/completions (no chat template on either side) and max_tokens 64
+#     (bench/serve_streams.py). ours / peer = aggregate generated tokens/s. The servers run one after
+#     the other, never side by side.
+free_port() { "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+wait_health() {  # port pid -> 0 once /health answers 200
+  for _ in $(seq 1 600); do
+    kill -0 "$2" 2>/dev/null || return 1
+    "$PY" -c 'import sys, urllib.request; sys.exit(0 if urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/health", timeout=2).status == 200 else 1)' "$1" 2>/dev/null && return 0
+    sleep 0.2
+  done
+  return 1
+}
+SECS=${SERVE_SECONDS:-60}
+if [[ -x "$LBIN/llama-server" ]]; then
+  f=$(quantize q8_0)
+  p=$(free_port)
+  "$LBIN/llama-server" -m "$f" -np 16 -cb -t "$THREADS" -c 4096 --host 127.0.0.1 --port "$p" >"$OUT/llama_server.log" 2>&1 &
+  lpid=$!
+  if wait_health "$p" "$lpid"; then
+    "$PY" bench/serve_streams.py 127.0.0.1 "$p" 16 "$SECS" 64 --api completions --single-seconds 0 --name peer >"$OUT/serve_peer.txt" 2>&1
+  else
+    echo "# [llama_cpp] llama-server did not start: $(tail -3 "$OUT/llama_server.log")"
+  fi
+  kill -TERM "$lpid" 2>/dev/null; wait "$lpid" 2>/dev/null || true
+  p=$(free_port)
+  OMP_NUM_THREADS=$THREADS "$BIN/lmlab" serve -m "$f" --slots 16 --port "$p" >"$OUT/lmlab_serve.log" 2>&1 &
+  spid=$!
+  if wait_health "$p" "$spid"; then
+    "$PY" bench/serve_streams.py 127.0.0.1 "$p" 16 "$SECS" 64 --api completions --single-seconds 0 --name ours >"$OUT/serve_ours.txt" 2>&1
+  else
+    echo "# [llama_cpp] lmlab serve did not start: $(tail -3 "$OUT/lmlab_serve.log")"
+  fi
+  kill -TERM "$spid" 2>/dev/null; wait "$spid" 2>/dev/null || true
+  res() { sed -n "s/^RESULT $1 //p" "$2" 2>/dev/null; }
+  bench_line serve_vs_llama_server "$(res ours.aggregate "$OUT/serve_ours.txt")" "$(res peer.aggregate "$OUT/serve_peer.txt")" tokens/s
+  grep -h '^#' "$OUT/serve_ours.txt" "$OUT/serve_peer.txt" 2>/dev/null || true
+  echo "# serve_vs_llama_server errors: ours $(res ours.errors "$OUT/serve_ours.txt"), llama-server $(res peer.errors "$OUT/serve_peer.txt")"
+else
+  echo "# serve_vs_llama_server: skipped (no llama-server in $LBIN: configure llama.cpp with -DLLAMA_BUILD_SERVER=ON and build the llama-server target; docs/BENCHMARKS.md)"
+fi
 
 # --- CPUs without AVX-512: lmlab for x86-64-v3 against llama.cpp for AVX2, decode (tg128) ---
 if [[ -z "${LLAMA_CPP_DIR_AVX2:-}" ]]; then

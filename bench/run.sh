@@ -127,38 +127,71 @@ grep '^INFO' "$OUT/kimi.txt" | sed 's/^/# /'
 awk -v h="$(get kimi_cache_bytes_16k.hybrid "$OUT/kimi.txt")" -v a="$(get kimi_cache_bytes_16k.all_mha "$OUT/kimi.txt")" \
   'BEGIN { if (a > 0) printf "# kimi cache at 16k vs all full attention (MHA, same heads): ratio %.4f\n", h / a }'
 
-# --- lmlab serve. The model: SERVE_MODEL if set (e.g. the 100M .gguf of bench/llama_cpp.sh), else a
-#     tiny run trained here for 4 steps (then the figures measure the server more than the model).
+# --- lmlab serve. The model: SERVE_MODEL if set, else the 100M Llama in q8_0 (bench/model_100m.sh,
+#     made once into $BUILD/bench-models; the file serve_vs_llama_server uses), a small real-size model.
 #   serve_fuzz: 1,000 malformed requests (bench/serve_fuzz.py: bad JSON, wrong types, huge numbers, huge
-#     and truncated bodies, bad UTF-8, broken HTTP, slow clients); ours = the fraction answered 4xx or
-#     closed cleanly, then /health and a valid completion must still work (else 0); peer = 1.
-#   serve_64_streams: 64 streaming clients for 60 s (bench/serve_streams.py); ours = aggregate generated
-#     tokens/s, peer = one client alone; the bar is ratio >= 4 with zero errors.
+#     and truncated bodies, bad UTF-8, broken HTTP, slow clients) against lmlab built with ASan+UBSan
+#     (build-asan/bin/lmlab, `make asan-cli`); ours = the fraction answered 4xx or closed cleanly, then
+#     /health and a valid completion must still work, and the server must exit on SIGTERM with no
+#     sanitizer report (else 0); peer = 1.
+#   serve_64_streams: 64 streaming clients for 60 s (bench/serve_streams.py) against the release build;
+#     ours = aggregate generated tokens/s, peer = one client alone; the bar is ratio >= 4, zero errors.
 SV="$OUT/serve"
 rm -rf "$SV" && mkdir -p "$SV"
-(cd "$SV" && "$OLDPWD/$BIN/lmlab" data prepare --out data >/dev/null && "$OLDPWD/$BIN/lmlab" tokenizer train --data data --vocab 512 >/dev/null &&
-  printf '%s' '{"model": {"vocab_size": 512, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2, "max_position_embeddings": 256}, "train_data": "data/train.tok", "val_data": "data/val.tok", "batch_size": 2, "context": 64, "steps": 4, "warmup": 1, "eval_every": 2, "eval_batches": 2}' > tiny.json &&
-  "$OLDPWD/$BIN/lmlab" train --config tiny.json --data data --name serve >/dev/null 2>&1)
-"$BIN/lmlab" serve -m "${SERVE_MODEL:-$SV/runs/1}" --port 0 --slots 64 --max-queue 64 > "$SV/serve_out.txt" 2> "$SV/serve_err.txt" &
-SPID=$!
-SPORT=""
-for _ in $(seq 1 100); do
-  SPORT=$(sed -n 's/.* on http:\/\/127.0.0.1:\([0-9]*\).*/\1/p' "$SV/serve_err.txt" 2>/dev/null)
-  [ -n "$SPORT" ] && break
-  sleep 0.1
-done
+# shellcheck source=bench/model_100m.sh
+source bench/model_100m.sh
+SMODEL=${SERVE_MODEL:-$(model_100m_file q8_0)}
+ASAN_LMLAB=${SERVE_ASAN_LMLAB:-build-asan/bin/lmlab}
+# start_server NAME LMLAB [serve flags...]: starts it on a free port; sets SPID and SPORT (empty when
+# it did not come up within 60 s)
+start_server() {
+  local name=$1 exe=$2
+  shift 2
+  ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    "$exe" serve -m "$SMODEL" --port 0 "$@" > "$SV/${name}_out.txt" 2> "$SV/${name}_err.txt" &
+  SPID=$!
+  SPORT=""
+  for _ in $(seq 1 600); do
+    SPORT=$(sed -n 's/.* on http:\/\/127.0.0.1:\([0-9]*\).*/\1/p' "$SV/${name}_err.txt" 2>/dev/null)
+    [ -n "$SPORT" ] && break
+    kill -0 "$SPID" 2>/dev/null || break
+    sleep 0.1
+  done
+}
+if [ -x "$ASAN_LMLAB" ]; then
+  start_server fuzz "$ASAN_LMLAB" --slots 4
+  if [ -n "$SPORT" ]; then
+    "$PY" bench/serve_fuzz.py 127.0.0.1 "$SPORT" 1000 > "$OUT/serve_fuzz.txt" 2>&1
+    kill -TERM "$SPID" 2>/dev/null
+    wait "$SPID" 2>/dev/null && frc=0 || frc=$?
+    clean=$(get serve_fuzz "$OUT/serve_fuzz.txt")
+    if [ "$frc" != 0 ] || grep -qE "AddressSanitizer|LeakSanitizer|runtime error:" "$SV/fuzz_err.txt"; then
+      echo "# serve_fuzz: the ASan server exited $frc or reported: $(grep -m1 -E 'Sanitizer|runtime error:' "$SV/fuzz_err.txt")"
+      clean=0
+    fi
+    bench_line serve_fuzz "$clean" 1 fraction
+    grep '^#' "$OUT/serve_fuzz.txt" || true
+    [ "$clean" != 0 ] && echo "# serve_fuzz ran against $ASAN_LMLAB (ASan+UBSan): exit 0 after SIGTERM, no sanitizer report"
+  else
+    kill "$SPID" 2>/dev/null
+    echo "# serve_fuzz: lmlab serve (ASan) did not start ($(tail -2 "$SV/fuzz_err.txt"))"
+  fi
+else
+  echo "# serve_fuzz: skipped ($ASAN_LMLAB is missing: make asan-cli)"
+fi
+start_server streams "$BIN/lmlab" --slots 64 --max-queue 64
 if [ -n "$SPORT" ]; then
-  "$PY" bench/serve_fuzz.py 127.0.0.1 "$SPORT" 1000 > "$OUT/serve_fuzz.txt" 2>&1
   "$PY" bench/serve_streams.py 127.0.0.1 "$SPORT" 64 60 64 > "$OUT/serve_streams.txt" 2>&1
-  kill -TERM "$SPID" 2>/dev/null; wait "$SPID" 2>/dev/null
-  bench_line serve_fuzz "$(get serve_fuzz "$OUT/serve_fuzz.txt")" 1 fraction
-  grep '^#' "$OUT/serve_fuzz.txt"
+  curl -s "http://127.0.0.1:$SPORT/metrics" > "$SV/streams_metrics.txt" 2>/dev/null || true
+  kill -TERM "$SPID" 2>/dev/null; wait "$SPID" 2>/dev/null || true
   bench_line serve_64_streams "$(get serve_streams.aggregate "$OUT/serve_streams.txt")" "$(get serve_streams.single "$OUT/serve_streams.txt")" tokens/s
-  grep '^#' "$OUT/serve_streams.txt"
-  echo "# serve_64_streams errors: $(get serve_streams.errors "$OUT/serve_streams.txt") (the bar needs 0)"
+  grep '^#' "$OUT/serve_streams.txt" || true
+  echo "# serve_64_streams errors: $(get serve_streams.errors "$OUT/serve_streams.txt") (the bar needs 0); model $SMODEL"
+  awk '/^lmlab_decode_steps_total/ { s = $2 } /^lmlab_decode_rows_total/ { r = $2 }
+       END { if (s > 0) printf "# serve_64_streams: %d batched decode steps, %.1f rows per step on average\n", s, r / s }' "$SV/streams_metrics.txt"
 else
   kill "$SPID" 2>/dev/null
-  echo "# serve_fuzz: lmlab serve did not start ($(tail -2 "$SV/serve_err.txt"))"
+  echo "# serve_64_streams: lmlab serve did not start ($(tail -2 "$SV/streams_err.txt"))"
 fi
 
 echo "# all BENCH lines: $OUT/bench_lines.txt"

@@ -6,31 +6,55 @@ CLIENTS clients stream at once for SECONDS, each starting its next request as so
 Counts generated tokens from the responses' usage (stream_options.include_usage), errors (any
 non-200, a broken stream, a missing [DONE]), time to first token and the gaps between chunks.
 
-Usage: serve_streams.py HOST PORT [CLIENTS] [SECONDS] [MAX_TOKENS]
-Prints RESULT serve_streams.aggregate <tokens/s>, RESULT serve_streams.single <tokens/s>,
-RESULT serve_streams.errors <n> and # lines with p50/p99 time to first token and inter-chunk gap.
+Usage: serve_streams.py HOST PORT [CLIENTS] [SECONDS] [MAX_TOKENS] [--single-seconds S] [--api chat|completions]
+                        [--name NAME]
+Prints RESULT NAME.aggregate <tokens/s>, RESULT NAME.single <tokens/s> (unless --single-seconds 0),
+RESULT NAME.errors <n> and # lines with p50/p99 time to first token and inter-chunk gap (NAME
+defaults to serve_streams). --api completions sends the prompts raw to /v1/completions (no chat
+template: any OpenAI-compatible server, llama.cpp's llama-server included, gets the same tokens).
 """
+import argparse
 import http.client
 import json
-import sys
 import threading
 import time
 
-HOST, PORT = sys.argv[1], int(sys.argv[2])
-CLIENTS = int(sys.argv[3]) if len(sys.argv) > 3 else 64
-SECONDS = float(sys.argv[4]) if len(sys.argv) > 4 else 60.0
-MAX_TOKENS = int(sys.argv[5]) if len(sys.argv) > 5 else 64
+ap = argparse.ArgumentParser()
+ap.add_argument("host")
+ap.add_argument("port", type=int)
+ap.add_argument("clients", type=int, nargs="?", default=64)
+ap.add_argument("seconds", type=float, nargs="?", default=60.0)
+ap.add_argument("max_tokens", type=int, nargs="?", default=64)
+ap.add_argument("--single-seconds", type=float, default=None, help="the single-client run (default seconds / 4; 0 skips it)")
+ap.add_argument("--api", choices=["chat", "completions"], default="chat")
+ap.add_argument("--name", default="serve_streams")
+args = ap.parse_args()
+HOST, PORT, CLIENTS, SECONDS, MAX_TOKENS = args.host, args.port, args.clients, args.seconds, args.max_tokens
+SINGLE = SECONDS / 4 if args.single_seconds is None else args.single_seconds
 PROMPTS = ["the jury said", "in the city of", "the election was", "he told the court", "the state of the union"]
 
 
+def request_body(i):
+    common = {"max_tokens": MAX_TOKENS, "temperature": 1.0, "seed": i, "stream": True,
+              "stream_options": {"include_usage": True}}
+    if args.api == "chat":
+        return "/v1/chat/completions", dict(common, messages=[{"role": "user", "content": PROMPTS[i % len(PROMPTS)]}])
+    return "/v1/completions", dict(common, prompt=PROMPTS[i % len(PROMPTS)])
+
+
+def chunk_text(j):
+    ch = j.get("choices") or [{}]
+    return ch[0].get("delta", {}).get("content") if args.api == "chat" else ch[0].get("text")
+
+
 def one_request(i, stats, lock):
-    body = json.dumps({"messages": [{"role": "user", "content": PROMPTS[i % len(PROMPTS)]}], "max_tokens": MAX_TOKENS,
-                       "temperature": 1.0, "seed": i, "stream": True, "stream_options": {"include_usage": True}})
+    path, body = request_body(i)
+    body = json.dumps(body)
     t0 = time.perf_counter()
     first, last, gaps, tokens, done = None, None, [], 0, False
     try:
         c = http.client.HTTPConnection(HOST, PORT, timeout=120)
-        c.request("POST", "/v1/chat/completions", body, {"Content-Type": "application/json"})
+        c.request("POST", path, body, {"Content-Type": "application/json"})
         r = c.getresponse()
         if r.status != 200:
             raise RuntimeError(f"status {r.status}")
@@ -51,7 +75,7 @@ def one_request(i, stats, lock):
                 j = json.loads(data)
                 if j.get("usage"):
                     tokens = j["usage"]["completion_tokens"]
-                if j.get("choices") and j["choices"][0].get("delta", {}).get("content"):
+                if j.get("choices") and chunk_text(j):
                     now = time.perf_counter()
                     if first is None:
                         first = now - t0
@@ -99,12 +123,15 @@ def pct(xs, p):
     return xs[min(len(xs) - 1, int(p / 100 * len(xs)))]
 
 
-single, s_el = run(1, SECONDS / 4)
+N = args.name
+single, s_el = run(1, SINGLE) if SINGLE > 0 else ({"tokens": 0, "errors": 0}, 0.0)
 multi, m_el = run(CLIENTS, SECONDS)
-print(f"# serve_streams: 1 client {s_el:.0f} s: {single['tokens']} tokens, {single['errors']} errors; "
-      f"{CLIENTS} clients {m_el:.0f} s: {multi['tokens']} tokens, {multi['errors']} errors")
-print(f"# serve_streams: time to first token p50 {pct(multi['ttft'], 50) * 1e3:.0f} ms, p99 {pct(multi['ttft'], 99) * 1e3:.0f} ms; "
+if SINGLE > 0:
+    print(f"# {N}: 1 client {s_el:.0f} s: {single['tokens']} tokens, {single['errors']} errors")
+print(f"# {N}: {CLIENTS} clients {m_el:.0f} s: {multi['tokens']} tokens, {multi['errors']} errors")
+print(f"# {N}: time to first token p50 {pct(multi['ttft'], 50) * 1e3:.0f} ms, p99 {pct(multi['ttft'], 99) * 1e3:.0f} ms; "
       f"inter-chunk gap p50 {pct(multi['gaps'], 50) * 1e3:.1f} ms, p99 {pct(multi['gaps'], 99) * 1e3:.1f} ms")
-print(f"RESULT serve_streams.single {single['tokens'] / s_el:.2f}")
-print(f"RESULT serve_streams.aggregate {multi['tokens'] / m_el:.2f}")
-print(f"RESULT serve_streams.errors {single['errors'] + multi['errors']}")
+if SINGLE > 0:
+    print(f"RESULT {N}.single {single['tokens'] / s_el:.2f}")
+print(f"RESULT {N}.aggregate {multi['tokens'] / m_el:.2f}")
+print(f"RESULT {N}.errors {single['errors'] + multi['errors']}")

@@ -148,7 +148,8 @@ TEST(Server, BadRequestsGetOpenAiErrors) {
          "maximum context length is 256 tokens");
   expect("/v1/chat/completions", R"({"messages": [{"role": "user", "content": "x"}], "n": 1e300})", 400, "out of range");
   expect("/v1/chat/completions", R"({"messages": [{"role": "user", "content": "x"}], "stop": [1]})", 400, "'stop' must be");
-  expect("/v1/completions", R"({"prompt": "x", "logprobs": 2})", 400, "not supported");
+  expect("/v1/completions", R"({"prompt": "x", "logprobs": 21})", 400, "logprobs");
+  expect("/v1/completions", R"({"prompt": "x", "logprobs": true})", 400, "logprobs");
   expect("/v1/chat/completions", R"({"messages": [{"role": "user", "content": "x"}], "top_logprobs": 2})", 400, "needs 'logprobs'");
   expect("/v1/completions", R"({"prompt": 5})", 400, "'prompt' must be a string");
   expect("/detokenize", R"({"tokens": [999999]})", 400, "must hold ids");
@@ -289,6 +290,47 @@ TEST(Server, LogprobsOfTheChosenTokensAndTheirAlternatives) {
     if (lp.is_object()) n += lp["content"].size();
   }
   EXPECT_EQ(n, content.size());
+
+  // /v1/completions: logprobs = the number of alternatives, in the legacy object.
+  json cb = {{"prompt", "the cat"}, {"max_tokens", 6}, {"temperature", 0.0}, {"logprobs", 2}};
+  auto cres = c.Post("/v1/completions", cb.dump(), "application/json");
+  ASSERT_TRUE(cres);
+  ASSERT_EQ(cres->status, 200) << cres->body;
+  json cj = json::parse(cres->body);
+  const json& lp = cj["choices"][0]["logprobs"];
+  const size_t m = size_t(cj["usage"]["completion_tokens"].get<int64_t>());
+  ASSERT_EQ(lp["tokens"].size(), m);
+  ASSERT_EQ(lp["token_logprobs"].size(), m);
+  ASSERT_EQ(lp["top_logprobs"].size(), m);
+  ASSERT_EQ(lp["text_offset"].size(), m);
+  size_t offset = 0;
+  for (size_t k = 0; k < m; ++k) {
+    const std::string tok = lp["tokens"][k].get<std::string>();
+    EXPECT_LE(lp["token_logprobs"][k].get<double>(), 1e-9);
+    EXPECT_LE(lp["top_logprobs"][k].size(), 2u);
+    ASSERT_TRUE(lp["top_logprobs"][k].contains(tok)) << "greedy: the chosen token is among the alternatives";
+    EXPECT_NEAR(lp["top_logprobs"][k][tok].get<double>(), lp["token_logprobs"][k].get<double>(), 1e-6);
+    EXPECT_EQ(lp["text_offset"][k].get<size_t>(), offset);
+    offset += tok.size();
+  }
+  // streamed, the chunks' lists add up to the same tokens at the same offsets
+  cb["stream"] = true;
+  auto csres = c.Post("/v1/completions", cb.dump(), "application/json");
+  ASSERT_TRUE(csres);
+  json streamed_tokens = json::array();
+  pos = 0;
+  while ((pos = csres->body.find("data: {", pos)) != std::string::npos) {
+    size_t end = csres->body.find("\n\n", pos);
+    json ch = json::parse(csres->body.substr(pos + 6, end - pos - 6));
+    pos = end;
+    const json& l = ch["choices"][0]["logprobs"];
+    if (!l.is_object()) continue;
+    for (size_t k = 0; k < l["tokens"].size(); ++k) {
+      streamed_tokens.push_back(l["tokens"][k]);
+      EXPECT_EQ(l["text_offset"][k].get<size_t>(), size_t(lp["text_offset"][streamed_tokens.size() - 1].get<size_t>()));
+    }
+  }
+  EXPECT_EQ(streamed_tokens, lp["tokens"]);
 }
 
 TEST(Server, ToolsAreRenderedThroughTheTemplateAndValidated) {
