@@ -127,6 +127,13 @@ grep '^INFO' "$OUT/kimi.txt" | sed 's/^/# /'
 awk -v h="$(get kimi_cache_bytes_16k.hybrid "$OUT/kimi.txt")" -v a="$(get kimi_cache_bytes_16k.all_mha "$OUT/kimi.txt")" \
   'BEGIN { if (a > 0) printf "# kimi cache at 16k vs all full attention (MHA, same heads): ratio %.4f\n", h / a }'
 
+# --- Chat templates: every committed case (tests/chat/cases.json) rendered now by Debian's jinja2,
+#     configured as transformers configures it (tools/chat/jinja_oracle.py), and by `lmlab template`;
+#     ours = the fraction byte-identical, peer = 1 (the bar).
+"$PY" tools/chat/jinja_oracle.py conformance --lmlab "$BIN/lmlab" > "$OUT/template_conformance.txt" 2>&1 || true
+bench_line template_conformance "$(get template_conformance "$OUT/template_conformance.txt")" 1 fraction
+grep '^#' "$OUT/template_conformance.txt" | tail -n 5 || true
+
 # --- lmlab serve. The model: SERVE_MODEL if set, else the 100M Llama in q8_0 (bench/model_100m.sh,
 #     made once into $BUILD/bench-models; the file serve_vs_llama_server uses), a small real-size model.
 #   serve_fuzz: 1,000 malformed requests (bench/serve_fuzz.py: bad JSON, wrong types, huge numbers, huge

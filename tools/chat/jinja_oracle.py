@@ -17,6 +17,8 @@ Subcommands:
   render     --template T --messages M.json [--tools F.json] [--add-generation-prompt]
              [--bos-token S] [--eos-token S] [--var NAME=JSON ...]: the render on stdout, exactly;
              exit 1 with the message on stderr when it raises.
+  conformance --lmlab BIN: every committed case (tests/chat/cases.json) rendered now by jinja2 and by
+             `BIN template`; prints RESULT template_conformance <fraction identical> (make bench).
   check      --lmlab BIN --templates DIR [--conversations DIR]: every DIR/*.jinja over every
              conversation, both add_generation_prompt values, rendered here and by
              `BIN template ...`; compares bytes. Exit 0 iff all identical.
@@ -220,6 +222,55 @@ def first_diff(a, b, context=60):
             f"    lmlab:  {show(b)}")
 
 
+def compare_with_lmlab(lmlab, tpath, cpath, agp, bos, eos, text, err, env):
+    """Renders with `lmlab template` and compares with jinja2's outcome (text, or err when it
+    raised: then lmlab must exit non-zero). Returns (identical, detail lines)."""
+    cmd = [lmlab, "template", "--template", tpath, "--messages", cpath, "--bos-token", bos, "--eos-token", eos]
+    if agp:
+        cmd.append("--add-generation-prompt")
+    try:
+        proc = subprocess.run(cmd, capture_output=True, env=env, timeout=60)
+        rc, out, stderr = proc.returncode, proc.stdout, proc.stderr
+    except subprocess.TimeoutExpired:
+        rc, out, stderr = -1, b"", b"timed out after 60 s"
+    if err is not None:
+        return rc != 0, f"    jinja2 raised: {err}\n    lmlab exited 0 with {len(out)} bytes"
+    want = text.encode("utf-8")
+    if rc != 0:
+        return False, f"    lmlab exited {rc}: {stderr.decode('utf-8', errors='backslashreplace').strip()[:400]}"
+    return out == want, first_diff(want, out)
+
+
+def cmd_conformance(args):
+    """The committed cases (tests/chat/cases.json), each rendered now by jinja2 and by `lmlab
+    template`: prints RESULT template_conformance <fraction identical>."""
+    import tempfile
+    os.environ["LMLAB_FIXED_DATE"] = FIXED_DATE
+    env = dict(os.environ)
+    with open(os.path.join(CHAT_TESTS, "cases.json"), encoding="utf-8") as f:
+        cases = json.load(f)
+    same = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for case in cases:
+            tpath = os.path.join(CHAT_TESTS, "templates", case["template"])
+            messages, variables = load_conversation(os.path.join(CHAT_TESTS, "conversations", case["conversation"]))
+            variables.update(case.get("vars", {}))
+            bos, eos = case.get("bos_token", ""), case.get("eos_token", "")
+            text, err = try_render(read_text(tpath), messages, variables, case["add_generation_prompt"], bos, eos)
+            cpath = os.path.join(tmp, "messages.json")  # the conversation with the case's variables
+            with open(cpath, "w", encoding="utf-8") as f:
+                json.dump(dict(variables, messages=messages), f, ensure_ascii=False)
+            good, detail = compare_with_lmlab(args.lmlab, tpath, cpath, case["add_generation_prompt"], bos, eos, text,
+                                              err, env)
+            same += good
+            if not good:
+                print(f"# template_conformance: {case['name']} differs\n{detail}")
+    print(f"# template_conformance: {same}/{len(cases)} committed cases identical to jinja2 "
+          f"({jinja2.__version__}) rendering them now")
+    print(f"RESULT template_conformance {same / max(1, len(cases)):.6f}")
+    return 0 if same == len(cases) else 1
+
+
 def cmd_check(args):
     os.environ["LMLAB_FIXED_DATE"] = FIXED_DATE
     env = dict(os.environ)
@@ -240,26 +291,7 @@ def cmd_check(args):
             for agp in (False, True):
                 n += 1
                 text, err = try_render(template, messages, variables, agp, bos, eos)
-                cmd = [args.lmlab, "template", "--template", tpath, "--messages", cpath,
-                       "--bos-token", bos, "--eos-token", eos]
-                if agp:
-                    cmd.append("--add-generation-prompt")
-                try:
-                    proc = subprocess.run(cmd, capture_output=True, env=env, timeout=60)
-                    rc, out, stderr = proc.returncode, proc.stdout, proc.stderr
-                except subprocess.TimeoutExpired:
-                    rc, out, stderr = -1, b"", b"timed out after 60 s"
-                if err is not None:
-                    good = rc != 0
-                    detail = (f"    jinja2 raised: {err}\n    lmlab exited 0 with {len(out)} bytes")
-                else:
-                    want = text.encode("utf-8")
-                    good = rc == 0 and out == want
-                    if rc != 0:
-                        detail = (f"    lmlab exited {rc}: "
-                                  f"{stderr.decode('utf-8', errors='backslashreplace').strip()[:400]}")
-                    else:
-                        detail = first_diff(want, out)
+                good, detail = compare_with_lmlab(args.lmlab, tpath, cpath, agp, bos, eos, text, err, env)
                 if good:
                     ok += 1
                 elif not shown or args.all_diffs:
@@ -291,7 +323,11 @@ def main():
     c.add_argument("--templates", required=True, help="folder of *.jinja")
     c.add_argument("--conversations", default=os.path.join(CHAT_TESTS, "conversations"))
     c.add_argument("--all-diffs", action="store_true", help="show every mismatch, not the first per template")
+    k = sub.add_parser("conformance", help="the committed cases rendered by jinja2 and by `lmlab template`")
+    k.add_argument("--lmlab", required=True, help="path to the lmlab binary")
     args = ap.parse_args()
+    if args.cmd == "conformance":
+        return cmd_conformance(args)
     if args.cmd == "generate":
         return cmd_generate(args) or 0
     if args.cmd == "render":
