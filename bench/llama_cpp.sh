@@ -103,24 +103,25 @@ wait_health() {  # port pid -> 0 once /health answers 200
 SECS=${SERVE_SECONDS:-60}
 if [[ -x "$LBIN/llama-server" ]]; then
   f=$(quantize q8_0)
+  # run_served NAME LOG COMMAND...: starts the server (listening on $p), runs the clients, stops it
+  run_served() {
+    local name=$1 log=$2
+    shift 2
+    "$@" >"$log" 2>&1 &
+    local pid=$!
+    if wait_health "$p" "$pid"; then
+      "$PY" bench/serve_streams.py 127.0.0.1 "$p" 16 "$SECS" 64 --api completions --single-seconds 0 --name "$name" \
+        >"$OUT/serve_$name.txt" 2>&1
+    else
+      echo "# [llama_cpp] the $name server did not start: $(tail -3 "$log")"
+    fi
+    kill -TERM "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null || true
+  }
   p=$(free_port)
-  "$LBIN/llama-server" -m "$f" -np 16 -cb -t "$THREADS" -c 4096 --host 127.0.0.1 --port "$p" >"$OUT/llama_server.log" 2>&1 &
-  lpid=$!
-  if wait_health "$p" "$lpid"; then
-    "$PY" bench/serve_streams.py 127.0.0.1 "$p" 16 "$SECS" 64 --api completions --single-seconds 0 --name peer >"$OUT/serve_peer.txt" 2>&1
-  else
-    echo "# [llama_cpp] llama-server did not start: $(tail -3 "$OUT/llama_server.log")"
-  fi
-  kill -TERM "$lpid" 2>/dev/null; wait "$lpid" 2>/dev/null || true
+  run_served peer "$OUT/llama_server.log" "$LBIN/llama-server" -m "$f" -np 16 -cb -t "$THREADS" -c 4096 --host 127.0.0.1 --port "$p"
   p=$(free_port)
-  OMP_NUM_THREADS=$THREADS "$BIN/lmlab" serve -m "$f" --slots 16 --port "$p" >"$OUT/lmlab_serve.log" 2>&1 &
-  spid=$!
-  if wait_health "$p" "$spid"; then
-    "$PY" bench/serve_streams.py 127.0.0.1 "$p" 16 "$SECS" 64 --api completions --single-seconds 0 --name ours >"$OUT/serve_ours.txt" 2>&1
-  else
-    echo "# [llama_cpp] lmlab serve did not start: $(tail -3 "$OUT/lmlab_serve.log")"
-  fi
-  kill -TERM "$spid" 2>/dev/null; wait "$spid" 2>/dev/null || true
+  run_served ours "$OUT/lmlab_serve.log" env OMP_NUM_THREADS="$THREADS" "$BIN/lmlab" serve -m "$f" --slots 16 --port "$p"
   res() { sed -n "s/^RESULT $1 //p" "$2" 2>/dev/null; }
   bench_line serve_vs_llama_server "$(res ours.aggregate "$OUT/serve_ours.txt")" "$(res peer.aggregate "$OUT/serve_peer.txt")" tokens/s
   grep -h '^#' "$OUT/serve_ours.txt" "$OUT/serve_peer.txt" 2>/dev/null || true

@@ -2,9 +2,9 @@
 #include "lmlab/nn/attention.h"
 
 #include "lmlab/core/node.h"
+#include "lmlab/nn/rows.h"
 #include "lmlab/ops/attention.h"
 #include "lmlab/ops/elementwise.h"
-#include "lmlab/ops/join.h"
 #include "lmlab/ops/matmul.h"
 #include "lmlab/ops/swiglu.h"
 
@@ -102,13 +102,10 @@ Tensor SelfAttention::forward_rows(const Tensor& x, const Tensor& positions, con
   LMLAB_CHECK(int64_t(rows.size()) == x.size(0), ShapeError, "[attention] ", rows.size(), " row caches for a batch of ",
               x.size(0));
   Projected p = project(x, 0, positions);
-  std::vector<Tensor> ys;
-  for (size_t b = 0; b < rows.size(); ++b) {
-    int64_t r = int64_t(b);
-    auto [k, v] = rows[b]->append(p.k.narrow(0, r, 1), p.v.narrow(0, r, 1));  // [1, Hkv, S_b, D]
-    ys.push_back(attend(p.q.narrow(0, r, 1), k, v, Tensor()));               // [1, H, T, D]
-  }
-  return output(concat(ys, 0));  // [B, T, C]
+  return output(concat_rows(x.size(0), [&](int64_t b) {
+    auto kv = rows[size_t(b)]->append(p.k.narrow(0, b, 1), p.v.narrow(0, b, 1));  // [1, Hkv, S_b, D] each
+    return attend(p.q.narrow(0, b, 1), kv.first, kv.second, Tensor());           // [1, H, T, D]
+  }));  // [B, T, C]
 }
 
 namespace {

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "lmlab/core/node.h"
+#include "lmlab/nn/rows.h"
 #include "lmlab/ops/attention.h"
 #include "lmlab/ops/elementwise.h"
 #include "lmlab/ops/join.h"
@@ -125,14 +126,11 @@ Tensor MLAttention::forward_rows(const Tensor& x, const Tensor& positions, const
   LMLAB_CHECK(int64_t(rows.size()) == x.size(0), ShapeError, "[mla] ", rows.size(), " row caches for a batch of ",
               x.size(0));
   Projected p = project(x, 0, positions);
-  std::vector<Tensor> ys;
-  for (size_t b = 0; b < rows.size(); ++b) {
-    int64_t r = int64_t(b);
-    Tensor lat = rows[b]->append(p.lat.narrow(0, r, 1));  // [1, 1, S_b, R + Dr]
-    ys.push_back(attend(p.q_nope.narrow(0, r, 1), p.q_pe.defined() ? p.q_pe.narrow(0, r, 1) : Tensor(), lat, Tensor(),
-                        true));                           // [1, H, T, Dv]
-  }
-  return output(concat(ys, 0));  // [B, T, C]
+  return output(concat_rows(x.size(0), [&](int64_t b) {
+    Tensor lat = rows[size_t(b)]->append(p.lat.narrow(0, b, 1));  // [1, 1, S_b, R + Dr]
+    Tensor q_pe = p.q_pe.defined() ? p.q_pe.narrow(0, b, 1) : Tensor();
+    return attend(p.q_nope.narrow(0, b, 1), q_pe, lat, Tensor(), true);  // [1, H, T, Dv]
+  }));  // [B, T, C]
 }
 
 void MLAttention::prepare_quantized() {
