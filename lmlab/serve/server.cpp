@@ -174,6 +174,21 @@ SamplerConfig sampler_of(const json& b) {
   sc.top_k = int_field(b, "top_k", 0, 0, 1 << 30);
   sc.min_p = number_field(b, "min_p", 0.0, 0.0, 1.0);
   sc.repetition_penalty = number_field(b, "repetition_penalty", 1.0, 1e-6, 100.0);
+  sc.frequency_penalty = number_field(b, "frequency_penalty", 0.0, -2.0, 2.0);
+  sc.presence_penalty = number_field(b, "presence_penalty", 0.0, -2.0, 2.0);
+  if (b.contains("logit_bias") && !b["logit_bias"].is_null()) {
+    const json& lb = b["logit_bias"];
+    if (!lb.is_object()) bad_request("'logit_bias' must be an object of token id -> bias", "logit_bias");
+    for (const auto& [key, v] : lb.items()) {
+      const bool digits = !key.empty() && key.size() <= 9 && std::all_of(key.begin(), key.end(), [](char ch) {
+        return ch >= '0' && ch <= '9';
+      });
+      if (!digits) bad_request("'logit_bias' keys must be token ids, got '" + key + "'", "logit_bias");
+      if (!v.is_number() || !(v.get<double>() >= -100.0 && v.get<double>() <= 100.0))
+        bad_request("'logit_bias' values must be numbers between -100 and 100", "logit_bias");
+      sc.logit_bias.emplace_back(std::stoll(key), float(v.get<double>()));
+    }
+  }
   if (b.contains("seed") && !b["seed"].is_null()) {
     sc.seed = uint64_t(int_field(b, "seed", 0, INT64_MIN + 1, INT64_MAX));
   } else {
@@ -594,6 +609,11 @@ struct Server::Impl {
   std::vector<JobPtr> make_jobs(const json& b, const std::vector<int64_t>& prompt, bool chat) {
     int64_t n = int_field(b, "n", 1, 1, 16);
     SamplerConfig sc = sampler_of(b);
+    for (const auto& [id, bias] : sc.logit_bias)
+      if (id >= lm.model->cfg.vocab_size)
+        bad_request("'logit_bias' names token " + std::to_string(id) + ", past the vocabulary of " +
+                        std::to_string(lm.model->cfg.vocab_size),
+                    "logit_bias");
     std::vector<std::string> stop = stop_field(b);
     int64_t max_tokens = max_tokens_of(b, int64_t(prompt.size()));
     int top_logprobs = -1;
@@ -761,8 +781,11 @@ struct Server::Impl {
     res.set_chunked_content_provider(
         "text/event-stream",
         [this, jobs, chat, chunk, usage, include_usage, id, created, model, t0, tool_names](size_t, httplib::DataSink& sink) {
-          // With tools, a reply is read whole before anything is sent: it may turn out to be tool calls.
+          // With tools, a reply streams as content up to where a tool call may begin
+          // (tool_call_safe_prefix); from there it is held and, once whole, sent as tool calls or text.
           const bool hold = chat && !tool_names.empty();
+          std::vector<std::string> so_far(jobs.size());  // with tools: the reply so far
+          std::vector<size_t> shown(jobs.size(), 0);      // with tools: bytes of it sent as content
           auto send = [&](const std::string& s) { return sink.write(s.data(), s.size()); };
           if (chat)
             for (size_t i = 0; i < jobs.size(); ++i)
@@ -788,7 +811,12 @@ struct Server::Impl {
                   j.logprobs_taken = j.logprobs.size();
                 }
               }
-              if (hold) pieces.clear();
+              if (hold) {
+                for (auto& p : pieces) so_far[i] += p;
+                pieces.clear();
+                size_t safe = tool_call_safe_prefix(so_far[i]);
+                if (safe > shown[i]) pieces.push_back(so_far[i].substr(shown[i], safe - shown[i])), shown[i] = safe;
+              }
               for (auto& p : pieces) {
                 json d = chat ? json{{"content", p}} : json(p);
                 json lp = lps;
@@ -805,18 +833,19 @@ struct Server::Impl {
                   send(sse(error_body(HttpError{500, "generation failed: " + j.error, "server_error", ""})));
                 } else {
                   std::string finish = openai_finish(j.finish_reason);
-                  if (hold) {  // the held reply: its text, or its tool calls
+                  if (hold) {  // the held rest of the reply: its tool calls, or its text
                     ParsedReply pr = parse_tool_calls(j.text, tool_names);
                     json d = json::object();
-                    if (pr.calls.empty()) {
-                      d["content"] = j.text;
-                    } else {
-                      if (!pr.content.empty()) d["content"] = pr.content;
+                    if (!pr.calls.empty()) {  // (the text before the first call was shown already)
                       d["tool_calls"] = tool_calls_json(pr.calls, id + "_" + std::to_string(i), true);
                       finish = "tool_calls";
+                    } else if (j.text.size() > shown[i]) {
+                      d["content"] = j.text.substr(shown[i]);
                     }
-                    if (!send(sse(chunk(i, d, nullptr, lps)))) return false;
-                    lps = nullptr;
+                    if (!d.empty()) {
+                      if (!send(sse(chunk(i, d, nullptr, lps)))) return false;
+                      lps = nullptr;
+                    }
                   }
                   json d = chat ? json::object() : json("");
                   if (!send(sse(chunk(i, d, finish, lps)))) return false;

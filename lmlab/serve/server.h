@@ -13,7 +13,8 @@
 // body.
 //
 // Tools: the request's tools are rendered through the chat template and the reply is read back for
-// tool calls (tool_calls.h); with tools, a streamed reply is sent once whole.
+// tool calls (tool_calls.h); with tools, a streamed reply shows its text up to where a call may begin
+// (tool_call_safe_prefix) and sends the rest once whole, as tool calls or text.
 //
 // Prompt prefixes are shared between requests: a new job starts from a fork of the state of an
 // earlier prompt that shares its longest prefix (InferState::fork()).

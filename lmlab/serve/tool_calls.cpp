@@ -2,6 +2,7 @@
 #include "lmlab/serve/tool_calls.h"
 
 #include <algorithm>
+#include <string_view>
 
 namespace lmlab::serve {
 
@@ -105,6 +106,21 @@ ParsedReply parse_tool_calls(const std::string& text, const std::vector<std::str
   }
   r.content = text;
   return r;
+}
+
+size_t tool_call_safe_prefix(const std::string& text) {
+  const size_t b = text.find_first_not_of(" \t\r\n");
+  if (b == std::string::npos) return 0;  // white space so far: a call may still open the reply
+  if (text[b] == '{' || text[b] == '[') return 0;
+  const std::string_view head(text.data() + b, text.size() - b);
+  for (std::string_view opener : {std::string_view("[TOOL_CALLS]"), std::string_view("<|python_tag|>")})
+    if (head.substr(0, opener.size()) == opener.substr(0, head.size())) return 0;
+  const std::string open = "<tool_call>";
+  size_t at = text.find(open);
+  if (at != std::string::npos) return at;
+  for (size_t k = std::min(open.size() - 1, text.size()); k > 0; --k)
+    if (text.compare(text.size() - k, k, open, 0, k) == 0) return text.size() - k;
+  return text.size();
 }
 
 json decode_tool_call_arguments(const json& messages) {

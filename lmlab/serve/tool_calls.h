@@ -24,6 +24,12 @@ struct ParsedReply {
 
 ParsedReply parse_tool_calls(const std::string& text, const std::vector<std::string>& tool_names);
 
+// Streaming with tools: how many leading bytes of a growing reply can be shown as content now. Held
+// back: everything from a "<tool_call>", a reply that opens (after white space) with '{', '[',
+// "[TOOL_CALLS]" or "<|python_tag|>" (or could still grow into one), and a tail that could still
+// grow into "<tool_call>". The cut never splits a UTF-8 character.
+size_t tool_call_safe_prefix(const std::string& text);
+
 // OpenAI's assistant messages carry tool-call arguments as JSON strings; templates index into them
 // as objects. Returns the messages with each such string that holds a JSON object decoded (as vLLM
 // does before rendering).

@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <map>
+#include <numeric>
 #include <set>
 
 #include "lmlab/infer/generate.h"
@@ -81,6 +82,79 @@ TEST(Sampler, TemperatureMatchesSoftmaxAndSeedReproduces) {
   EXPECT_NEAR(cnt[2] / double(n), 1.0 / z, 0.015);
   Generator a(9), b(9);
   for (int i = 0; i < 50; ++i) EXPECT_EQ(sample_token(l.data(), 3, {}, s, a), sample_token(l.data(), 3, {}, s, b));
+}
+
+// The chain's kept tokens against a reference that sorts the whole vocabulary (the textbook chain):
+// same tokens, same weights, and the same walking order wherever a filter sorted them.
+TEST(Sampler, CandidatesMatchAFullSortReference) {
+  const int64_t V = 3000;
+  Generator g(3);
+  std::vector<float> l(static_cast<size_t>(V));
+  for (auto& x : l) x = float(std::round(g.normal() * 8.0) / 4.0);  // many ties
+  for (int64_t top_k : {int64_t(0), int64_t(40), V, V + 5})
+    for (double top_p : {1.0, 0.9, 0.3})
+      for (double min_p : {0.0, 0.05}) {
+        SCOPED_TRACE(std::to_string(top_k) + " " + std::to_string(top_p) + " " + std::to_string(min_p));
+        SamplerConfig c;
+        c.temperature = 0.7;
+        c.top_k = top_k;
+        c.top_p = top_p;
+        c.min_p = min_p;
+        // reference: sort all, cut top-k, probabilities over those, top-p prefix, min-p prefix
+        std::vector<int32_t> idx(static_cast<size_t>(V));
+        std::iota(idx.begin(), idx.end(), 0);
+        std::sort(idx.begin(), idx.end(), [&](int32_t a, int32_t b) { return l[a] > l[b] || (l[a] == l[b] && a < b); });
+        if (top_k > 0 && top_k < V) idx.resize(size_t(top_k));
+        double z = 0;
+        for (int32_t i : idx) z += std::exp(double(l[i] - l[idx[0]]));
+        size_t keep = idx.size();
+        double cum = 0;
+        for (size_t i = 0; i < idx.size() && top_p < 1; ++i)
+          if ((cum += std::exp(double(l[idx[i]] - l[idx[0]])) / z) >= top_p) { keep = i + 1; break; }
+        size_t n = 1;
+        while (min_p > 0 && n < keep && std::exp(double(l[idx[n]] - l[idx[0]])) >= min_p) ++n;
+        if (min_p > 0) keep = n;
+        idx.resize(keep);
+        SamplingCandidates got = sampling_candidates(l.data(), V, {}, c);
+        ASSERT_EQ(got.ids.size(), idx.size());
+        const bool ordered = top_p < 1 || (top_k > 0 && top_k < V) || min_p > 0;
+        if (ordered) {
+          EXPECT_EQ(got.ids, idx);
+        }
+        std::vector<int32_t> a = got.ids, b = idx;
+        std::sort(a.begin(), a.end());
+        std::sort(b.begin(), b.end());
+        EXPECT_EQ(a, b);
+        for (size_t i = 0; i < got.ids.size(); ++i)
+          EXPECT_NEAR(got.weights[i], std::exp(double(l[got.ids[i]] - l[idx[0]]) / 0.7), 1e-12);
+      }
+}
+
+TEST(Sampler, FrequencyPresencePenaltiesAndLogitBias) {
+  std::vector<float> l = {2.0f, 1.0f, 0.5f};
+  SamplerConfig g;
+  g.temperature = 0;
+  Generator gen(1);
+  // frequency 0.4 x 3 occurrences of token 0: 2.0 - 1.2 = 0.8 < 1.0
+  g.frequency_penalty = 0.4;
+  EXPECT_EQ(sample_token(l.data(), 3, {0, 0, 0}, g, gen), 1);
+  EXPECT_EQ(sample_token(l.data(), 3, {0, 0}, g, gen), 0);  // 2.0 - 0.8 = 1.2 > 1.0
+  // presence counts once: 2.0 - 1.5 = 0.5 < 1.0 after a single occurrence
+  g.frequency_penalty = 0;
+  g.presence_penalty = 1.5;
+  EXPECT_EQ(sample_token(l.data(), 3, {0}, g, gen), 1);
+  // a negative presence penalty encourages a seen token
+  g.presence_penalty = -2.0;
+  EXPECT_EQ(sample_token(l.data(), 3, {2}, g, gen), 2);
+  // logit bias: +100 forces a token, -100 bans one; ids past the vocabulary are ignored
+  SamplerConfig b;
+  b.temperature = 1.0;
+  b.logit_bias = {{2, 100.0f}, {7, 5.0f}};
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(sample_token(l.data(), 3, {}, b, gen), 2);
+  b.logit_bias = {{0, -100.0f}};
+  for (int i = 0; i < 50; ++i) EXPECT_NE(sample_token(l.data(), 3, {}, b, gen), 0);
+  b.logit_bias = {{-1, 1.0f}};
+  EXPECT_THROW(b.validate(), ConfigError);
 }
 
 TEST(Sampler, RepetitionPenaltyAndValidation) {

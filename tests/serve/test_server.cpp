@@ -125,6 +125,27 @@ TEST(Server, EndpointsAndGreedyAnswerLikeTheChatSession) {
   EXPECT_NE(met->body.find("lmlab_request_duration_seconds_count 1"), std::string::npos);
 }
 
+// logit_bias +100 on one token makes every sampled token that one; penalties are accepted.
+TEST(Server, LogitBiasAndPenaltiesReachTheSampler) {
+  LoadedModel lm = tiny_model();
+  Running r(lm, {});
+  auto c = r.client();
+  auto tk = c.Post("/tokenize", R"({"content": "cat"})", "application/json");
+  ASSERT_TRUE(tk);
+  const int64_t id = json::parse(tk->body)["tokens"].back().get<int64_t>();
+  auto dt = c.Post("/detokenize", json{{"tokens", {id}}}.dump(), "application/json");
+  ASSERT_TRUE(dt);
+  const std::string piece = json::parse(dt->body)["content"].get<std::string>();
+  json body = {{"prompt", "the"}, {"max_tokens", 4}, {"temperature", 1.0}, {"seed", 3},
+               {"logit_bias", {{std::to_string(id), 100}}}, {"frequency_penalty", 0.5}, {"presence_penalty", 0.5}};
+  auto res = c.Post("/v1/completions", body.dump(), "application/json");
+  ASSERT_TRUE(res);
+  ASSERT_EQ(res->status, 200) << res->body;
+  json j = json::parse(res->body);
+  EXPECT_EQ(j["usage"]["completion_tokens"], 4);
+  EXPECT_EQ(j["choices"][0]["text"], piece + piece + piece + piece);
+}
+
 TEST(Server, BadRequestsGetOpenAiErrors) {
   LoadedModel lm = tiny_model();
   Running r(lm, {});
@@ -152,6 +173,12 @@ TEST(Server, BadRequestsGetOpenAiErrors) {
   expect("/v1/completions", R"({"prompt": "x", "logprobs": true})", 400, "logprobs");
   expect("/v1/chat/completions", R"({"messages": [{"role": "user", "content": "x"}], "top_logprobs": 2})", 400, "needs 'logprobs'");
   expect("/v1/completions", R"({"prompt": 5})", 400, "'prompt' must be a string");
+  expect("/v1/completions", R"({"prompt": "x", "logit_bias": {"abc": 1}})", 400, "keys must be token ids");
+  expect("/v1/completions", R"({"prompt": "x", "logit_bias": {"5": 1000}})", 400, "between -100 and 100");
+  expect("/v1/completions", R"({"prompt": "x", "logit_bias": {"99999999": 1}})", 400, "past the vocabulary");
+  expect("/v1/completions", R"({"prompt": "x", "logit_bias": [1]})", 400, "'logit_bias' must be an object");
+  expect("/v1/completions", R"({"prompt": "x", "frequency_penalty": 3})", 400, "frequency_penalty");
+  expect("/v1/completions", R"({"prompt": "x", "presence_penalty": "a"})", 400, "presence_penalty");
   expect("/detokenize", R"({"tokens": [999999]})", 400, "must hold ids");
   auto nf = c.Get("/v1/nothing");
   ASSERT_TRUE(nf);

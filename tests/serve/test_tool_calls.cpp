@@ -45,3 +45,24 @@ TEST(ToolCalls, StringArgumentsDecodedForTemplates) {
   EXPECT_EQ(out[0]["tool_calls"][0]["function"]["arguments"]["x"], 1);
   EXPECT_EQ(out[0]["tool_calls"][1]["function"]["arguments"], "not json");
 }
+
+TEST(ToolCalls, StreamingShowsTextUpToWhereACallMayBegin) {
+  EXPECT_EQ(tool_call_safe_prefix("Hello there"), 11u);
+  EXPECT_EQ(tool_call_safe_prefix("Hello <tool"), 6u);           // could grow into <tool_call>
+  EXPECT_EQ(tool_call_safe_prefix("Hello <"), 6u);
+  EXPECT_EQ(tool_call_safe_prefix("Hello <tool_call>{\"na"), 6u);
+  EXPECT_EQ(tool_call_safe_prefix("a < b"), 5u);                  // '<' that cannot open a call
+  EXPECT_EQ(tool_call_safe_prefix("a <b>"), 5u);
+  EXPECT_EQ(tool_call_safe_prefix("  {\"name\""), 0u);          // a reply that opens with JSON
+  EXPECT_EQ(tool_call_safe_prefix("[{"), 0u);
+  EXPECT_EQ(tool_call_safe_prefix("\n "), 0u);                    // nothing but white space yet
+  EXPECT_EQ(tool_call_safe_prefix("<|python"), 0u);               // could grow into <|python_tag|>
+  EXPECT_EQ(tool_call_safe_prefix("<|python_tag|>{"), 0u);
+  EXPECT_EQ(tool_call_safe_prefix("<b>bold</b>"), 11u);
+  EXPECT_EQ(tool_call_safe_prefix("caf\xc3\xa9 <tool_c"), 6u);   // whole characters before the hold
+  // what is shown plus the held rest is the reply, and a real call stays held
+  const std::string reply = "Let me check. <tool_call>{\"name\": \"f\", \"arguments\": {}}</tool_call>";
+  size_t shown = tool_call_safe_prefix(reply);
+  EXPECT_EQ(reply.substr(0, shown), "Let me check. ");
+  EXPECT_EQ(parse_tool_calls(reply, {"f"}).calls.size(), 1u);
+}
