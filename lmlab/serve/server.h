@@ -52,7 +52,9 @@ class Server {
  public:
   Server(LoadedModel& model, chat::ChatTemplate tmpl, ServerOptions opt);
   ~Server();
-  // Binds and serves until stop(); returns false if the address could not be bound.
+  // Binds and serves until stop(); returns false if the address could not be bound. The engine
+  // (every model forward) runs on the calling thread, HTTP on threads of its own: call it from the
+  // thread that loaded the model, so the process keeps one OpenMP team.
   bool listen();
   // Stops accepting, lets the requests in flight finish, and makes listen() return.
   void stop();
