@@ -2,7 +2,7 @@
 // (streamed as server-sent events or not), /v1/models, /health, /metrics (Prometheus text),
 // /tokenize and /detokenize, and a web chat page at / (web_page.cpp).
 //
-// Requests become jobs for one engine thread that owns the model. The engine keeps up to `slots`
+// Requests become jobs for one engine that owns the model (it runs inside listen()). The engine keeps up to `slots`
 // jobs decoding at once (continuous batching): at every step each decoding job samples its next
 // token and all of them are fed in one forward (Decoder::feed_rows: batched products, each job's
 // own caches); new jobs are prefilled and join between steps, and finished or abandoned ones (the
