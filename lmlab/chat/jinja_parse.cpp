@@ -6,6 +6,7 @@
 //   condexpr < or < and < not < compare (== != < <= > >= in, not in) < + - < ~ < * / // % < ** <
 //   unary - + < primary with postfix (. [] ()) and then filters (|) and tests (is).
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <set>
 
@@ -338,7 +339,14 @@ class Lexer {
         ++p;
       }
       pos_ = p;
-      tokens_.push_back({Tok::Int, src_.substr(b, p - b), Value::integer(std::stoll(d, nullptr, base)), line_});
+      const std::string literal = src_.substr(b, p - b);
+      char* end = nullptr;
+      errno = 0;
+      long long v = std::strtoll(d.c_str(), &end, base);
+      if (d.empty() || end != d.c_str() + d.size())
+        fail(name_, line_, "invalid base-" + std::to_string(base) + " integer literal " + literal);
+      if (errno == ERANGE) fail(name_, line_, "integer literal " + literal + " does not fit in 64 bits");
+      tokens_.push_back({Tok::Int, literal, Value::integer(v), line_});
       return;
     }
     size_t p = digits(b);

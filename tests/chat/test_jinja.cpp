@@ -180,6 +180,9 @@ TEST(JinjaErrors, UnsupportedFeaturesAreNamedWithTheirLine) {
 
 TEST(JinjaLimits, BoundsInsteadOfCrashes) {
   EXPECT_EQ(error_of("{{ 100000000000000000000 }}"), "t.jinja:1: integer literal 100000000000000000000 does not fit in 64 bits");
+  EXPECT_EQ(error_of("{{ 0b9 }}"), "t.jinja:1: invalid base-2 integer literal 0b9");
+  EXPECT_EQ(error_of("{{ 0o78 }}"), "t.jinja:1: invalid base-8 integer literal 0o78");
+  EXPECT_EQ(error_of("{{ 0xFFFFFFFFFFFFFFFFFFFF }}"), "t.jinja:1: integer literal 0xFFFFFFFFFFFFFFFFFFFF does not fit in 64 bits");
   EXPECT_EQ(error_of("{{ 2 ** 64 }}"), "t.jinja:1: integer overflow (lmlab's integers are 64-bit)");
   EXPECT_NE(error_of("{{ range(1000000) | length }}").find("Range too big"), std::string::npos);
   EXPECT_NE(error_of("{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}").find("maximum recursion depth"), std::string::npos);
