@@ -11,6 +11,7 @@ allowed() {  # layer -> space-separated layers it may include (itself always all
     ops) echo "core" ;;
     autograd) echo "core ops" ;;
     io|tokenizer|data) echo "core" ;;
+    chat) echo "core io" ;;
     nn) echo "core ops autograd io" ;;
     models) echo "core ops autograd nn io tokenizer" ;;
     objectives) echo "core ops autograd nn models" ;;
@@ -18,9 +19,9 @@ allowed() {  # layer -> space-separated layers it may include (itself always all
     infer) echo "core ops autograd nn models io tokenizer" ;;
     analysis) echo "core ops autograd nn models objectives train infer io tokenizer data" ;;
     agents) echo "core ops autograd nn models objectives train infer io tokenizer data analysis" ;;
-    serve) echo "core ops autograd nn models infer io tokenizer agents" ;;
-    lab) echo "core ops autograd nn models objectives train infer io tokenizer data analysis agents serve" ;;
-    experiments) echo "core ops autograd nn models objectives train infer io tokenizer data analysis agents serve lab" ;;
+    serve) echo "core ops autograd nn models infer io tokenizer chat agents" ;;
+    lab) echo "core ops autograd nn models objectives train infer io tokenizer chat data analysis agents serve" ;;
+    experiments) echo "core ops autograd nn models objectives train infer io tokenizer chat data analysis agents serve lab" ;;
     *) echo "" ;;
   esac
 }
