@@ -4,10 +4,6 @@
 
 #include <httplib.h>
 
-#include <sys/resource.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
@@ -315,28 +311,6 @@ json choice_logprobs(bool chat, const std::vector<json>& entries, size_t from, s
 std::string sse(const json& j) { return "data: " + j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n\n"; }
 
 }  // namespace
-
-// The HTTP threads, at a lower scheduling priority than the engine: a handler that wakes to send a
-// chunk must not preempt one of the OpenMP threads inside a batched forward (its partners would
-// spin at the barrier meanwhile). Measured: 64 streams ran at a fraction of the speed without it.
-class BackgroundPool : public httplib::TaskQueue {
- public:
-  explicit BackgroundPool(size_t n) : pool_(n) {}
-  void enqueue(std::function<void()> fn) override {
-    pool_.enqueue([fn = std::move(fn)] {
-      thread_local bool lowered = false;
-      if (!lowered) {
-        lowered = true;
-        setpriority(PRIO_PROCESS, pid_t(syscall(SYS_gettid)), 10);  // best effort: errors are ignored
-      }
-      fn();
-    });
-  }
-  void shutdown() override { pool_.shutdown(); }
-
- private:
-  httplib::ThreadPool pool_;
-};
 
 struct Server::Impl {
   LoadedModel& lm;
@@ -909,7 +883,7 @@ struct Server::Impl {
     http.set_write_timeout(opt.read_timeout_s, 0);
     http.set_keep_alive_timeout(5);
     int threads = opt.http_threads > 0 ? opt.http_threads : opt.slots + opt.max_queue + 8;
-    http.new_task_queue = [threads] { return new BackgroundPool(size_t(threads)); };
+    http.new_task_queue = [threads] { return new httplib::ThreadPool(size_t(threads)); };
 
     // The page is public (it holds no data); with --api-key its requests need the key like any other.
     http.Get("/", [this](const httplib::Request&, httplib::Response& res) {
