@@ -62,10 +62,10 @@ SamplingCandidates candidates_of(const std::vector<float>& l, const SamplerConfi
   // probabilities at temperature 1 over the candidates, for the top-p / min-p filters (llama.cpp
   // applies them before temperature)
   float m = l[size_t(*std::min_element(idx.begin(), idx.end(), before))];
-  double z = 0;
-  for (int32_t i : idx) z += std::exp(double(l[size_t(i)] - m));
-  auto prob = [&](int32_t i) { return std::exp(double(l[size_t(i)] - m)) / z; };
+  auto rel = [&](int32_t i) { return std::exp(double(l[size_t(i)] - m)); };  // probability x z
   if (cfg.top_p < 1.0) {
+    double z = 0;  // only top-p needs the normaliser
+    for (int32_t i : idx) z += rel(i);
     // the smallest head (in order) holding top_p of the mass: sort a head of n, grow it until it holds
     // enough (each round a selection over the rest), so the whole vocabulary is rarely sorted
     size_t keep = idx.size();
@@ -78,7 +78,7 @@ SamplingCandidates candidates_of(const std::vector<float>& l, const SamplerConfi
       double c = 0;
       size_t i = 0;
       for (; i < h; ++i)
-        if ((c += prob(idx[i])) >= cfg.top_p) break;
+        if ((c += rel(idx[i]) / z) >= cfg.top_p) break;
       if (i < h) { keep = i + 1; break; }
       if (h == idx.size()) break;
     }
@@ -86,10 +86,9 @@ SamplingCandidates candidates_of(const std::vector<float>& l, const SamplerConfi
     sorted = true;
   }
   if (cfg.min_p > 0) {
-    const double thr = cfg.min_p / z;  // min_p times the top candidate's probability, exp(0) / z
-    std::vector<int32_t> kept;
+    std::vector<int32_t> kept;  // probability >= min_p times the top candidate's: exp(l - m) >= min_p
     for (int32_t i : idx)
-      if (prob(i) >= thr) kept.push_back(i);
+      if (rel(i) >= cfg.min_p) kept.push_back(i);
     idx.swap(kept);
     if (!sorted && idx.size() <= 4096) {  // few survivors: walk them in order, as a sorted chain does
       std::sort(idx.begin(), idx.end(), before);
